@@ -1,0 +1,94 @@
+"""Choosing a device and seeding every random number generator the course uses.
+
+Both are explicit calls: nothing in cvlib picks a device or a seed behind your back.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["pick_device", "seed_everything"]
+
+ENV_VAR = "CVLIB_DEVICE"
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
+
+
+def pick_device(device: str | torch.device | None = None, *, verbose: bool = True) -> torch.device:
+    """Return the device to compute on, and say which one it is.
+
+    Order of precedence: the ``device`` argument, then the ``CVLIB_DEVICE`` environment
+    variable, then the first available of ``cuda``, ``mps``, ``cpu``. A device that is asked
+    for explicitly but is not available is an error, never a silent switch to the CPU.
+
+    Args:
+        device: e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``.
+        verbose: print one line naming the device and why it was chosen.
+    """
+    if device is not None:
+        source = "device argument"
+    elif os.environ.get(ENV_VAR):
+        device, source = os.environ[ENV_VAR], f"{ENV_VAR} environment variable"
+    else:
+        source = None
+
+    if source is None:
+        if torch.cuda.is_available():
+            chosen, why = torch.device("cuda"), "CUDA is available"
+        elif _mps_available():
+            chosen, why = torch.device("mps"), "Apple MPS is available"
+        else:
+            chosen, why = torch.device("cpu"), "no CUDA or MPS device found"
+    else:
+        try:
+            chosen = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"invalid device {device!r} from the {source}: {exc}") from None
+        _require_available(chosen, source)
+        why = f"requested by the {source}"
+
+    if verbose:
+        print(f"cvlib: using {chosen} ({why})")
+    return chosen
+
+
+def _require_available(device: torch.device, source: str) -> None:
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{device} was requested by the {source} but CUDA is not available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"{device} was requested by the {source} but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif device.type == "mps" and not _mps_available():
+        raise RuntimeError(f"{device} was requested by the {source} but MPS is not available")
+    elif device.type not in {"cpu", "cuda", "mps"}:
+        raise ValueError(f"unsupported device type {device.type!r} from the {source}")
+
+
+def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every GPU).
+
+    With ``deterministic=True`` cuDNN is also told to pick deterministic kernels and not to
+    autotune (``cudnn.benchmark`` off), so two runs on the same machine give the same numbers.
+    That costs some GPU speed; pass ``deterministic=False`` for speed runs.
+
+    Returns a ``torch.Generator`` seeded with ``seed``, for code that wants its own stream
+    (e.g. a DataLoader's shuffling) rather than the global one.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,47 @@
+"""Re-execute course notebooks in place and store their outputs, ready to commit.
+
+    python scripts/execute_notebooks.py                  # every book/ and solutions/ notebook
+    python scripts/execute_notebooks.py book/01_topk.ipynb
+
+Runs each notebook top to bottom in a fresh kernel of this Python environment (the one the
+tests use), then drops per-run metadata (execution timestamps) so that a re-run that changes
+no output changes no byte. nbval (`pytest`) later re-runs them and compares these outputs.
+After editing a solution notebook, regenerate the student release too:
+`nbgrader generate_assignment NN_topic --force`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def execute(path: Path) -> float:
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    # kernel_name "python3" resolves to this interpreter (jupyter_client maps it to sys.executable)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+    return time.perf_counter() - start
+
+
+def main(args: list[str]) -> None:
+    paths = [Path(a).resolve() for a in args] or sorted(
+        [*REPO.glob("book/*.ipynb"), *REPO.glob("solutions/*/*.ipynb")])
+    for path in paths:
+        if not path.is_file() or path.suffix != ".ipynb":
+            raise SystemExit(f"not a notebook: {path}")
+        print(f"{execute(path):6.1f} s  {path.relative_to(REPO)}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

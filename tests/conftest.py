@@ -1,0 +1,57 @@
+"""Shared fixtures: a CIFAR-10-format folder written by the tests, and the repo root."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                 "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+def _write_pickle(path: Path, obj) -> str:
+    path.write_bytes(pickle.dumps(obj))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def cifar10_root(tmp_path, monkeypatch) -> Path:
+    """A tiny dataset in CIFAR-10's on-disk format (5 train batches, 1 test batch, meta).
+
+    The files are real CIFAR-format pickles, read by the real ``torchvision.datasets.CIFAR10``;
+    only the MD5 sums torchvision checks are pointed at these files instead of the real ones.
+    Per batch: 20 images, two of each class; pixel values encode (batch, index) so tests can
+    check that nothing is shuffled or lost.
+    """
+    from torchvision.datasets import CIFAR10
+
+    folder = tmp_path / CIFAR10.base_folder
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+
+    def batch(name: str, seed_value: int) -> list[str]:
+        labels = [i % 10 for i in range(20)]
+        data = rng.integers(0, 256, size=(20, 3 * 32 * 32), dtype=np.uint8)
+        data[:, 0] = seed_value  # first red pixel identifies the batch
+        return [name, _write_pickle(folder / name, {"batch_label": name, "labels": labels,
+                                                     "data": data, "filenames": [b"x"] * 20})]
+
+    train_list = [batch(f"data_batch_{i}", i) for i in range(1, 6)]
+    test_list = [batch("test_batch", 0)]
+    meta_md5 = _write_pickle(folder / "batches.meta",
+                             {"label_names": CIFAR_CLASSES, "num_cases_per_batch": 20})
+    monkeypatch.setattr(CIFAR10, "train_list", train_list)
+    monkeypatch.setattr(CIFAR10, "test_list", test_list)
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": meta_md5})
+    return tmp_path

@@ -1,0 +1,155 @@
+"""The nbgrader round trip, for every assignment in solutions/.
+
+In a temporary course directory: regenerate the student release and compare it with the
+committed notebooks/; check the release leaks no solution or hidden test; autograde the
+instructor solution (full marks), the untouched release (zero) and crafted submissions from
+tests/submissions/ (e.g. one that hard-codes the visible tests' answers: zero).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import REPO
+
+ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
+
+
+def nbgrader(course: Path, *args: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def course(request, tmp_path_factory):
+    """A course directory holding the config and the source; the release generated in it."""
+    course = tmp_path_factory.mktemp(f"course_{request.param}")
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copytree(REPO / "solutions" / request.param, course / "solutions" / request.param)
+    nbgrader(course, "generate_assignment", request.param, "--force")
+    return course, request.param
+
+
+def _notebooks(folder: Path) -> dict[str, Path]:
+    return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*.ipynb"))
+            if ".ipynb_checkpoints" not in p.parts}
+
+
+def test_committed_release_is_the_generated_one(course):
+    course, assignment = course
+    generated = _notebooks(course / "notebooks" / assignment)
+    committed = _notebooks(REPO / "notebooks" / assignment)
+    assert generated, "generate_assignment produced no notebook"
+    assert committed.keys() == generated.keys(), "notebooks/ is out of date: run nbgrader generate_assignment"
+    for name in generated:
+        assert json.loads(committed[name].read_text()) == json.loads(generated[name].read_text()), (
+            f"notebooks/{assignment}/{name} differs from the release generated from solutions/: "
+            f"run `nbgrader generate_assignment {assignment} --force` and commit the result")
+
+
+def test_release_leaks_no_solution_or_hidden_test(course):
+    course, assignment = course
+    for name, source_path in _notebooks(course / "solutions" / assignment).items():
+        source = nbformat.read(source_path, as_version=4)
+        release_path = course / "notebooks" / assignment / name
+        release_text = release_path.read_text()
+        release = nbformat.read(release_path, as_version=4)
+        assert "### BEGIN" not in release_text and "### END" not in release_text
+        secret = {line.strip() for cell in source.cells for _, body in REGION.findall(cell.source)
+                  for line in body.splitlines() if len(line.strip()) >= 12}
+        assert secret, f"{name} has no solution or hidden-test region to protect"
+        released = {line.strip() for cell in release.cells for line in cell.source.splitlines()}
+        leaked = sorted(secret & released)
+        assert not leaked, f"lines of solutions/hidden tests found in the release: {leaked[:5]}"
+        assert all(not cell.get("outputs") for cell in release.cells), "the release must carry no outputs"
+
+
+def _submit(course: Path, assignment: str, student: str, notebooks: dict[str, nbformat.NotebookNode]):
+    folder = course / "submitted" / student / assignment
+    folder.mkdir(parents=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, folder / name)
+
+
+def _release(course: Path, assignment: str) -> dict[str, nbformat.NotebookNode]:
+    return {name: nbformat.read(p, as_version=4)
+            for name, p in _notebooks(course / "notebooks" / assignment).items()}
+
+
+def _crafted(course: Path, assignment: str, folder: Path) -> dict[str, nbformat.NotebookNode]:
+    """The release with each solution cell replaced by folder/GRADE_ID.py where one exists."""
+    notebooks = _release(course, assignment)
+    replacements = {p.stem: p.read_text() for p in folder.glob("*.py")}
+    used = set()
+    for nb in notebooks.values():
+        for cell in nb.cells:
+            if grade_id(cell) in replacements:
+                cell.source = replacements[grade_id(cell)]
+                used.add(grade_id(cell))
+    assert used == set(replacements), f"{folder}: no solution cell for {set(replacements) - used}"
+    return notebooks
+
+
+@pytest.fixture(scope="module")
+def graded(course):
+    """Autograde every submission of the assignment in one nbgrader run; return the gradebook."""
+    from nbgrader.api import Gradebook
+
+    course, assignment = course
+    crafted = sorted(p for p in (REPO / "tests" / "submissions" / assignment).glob("*") if p.is_dir())
+    _submit(course, assignment, "solution", {name: nbformat.read(p, as_version=4) for name, p in
+                                             _notebooks(course / "solutions" / assignment).items()})
+    _submit(course, assignment, "blank", _release(course, assignment))
+    for folder in crafted:
+        _submit(course, assignment, folder.name, _crafted(course, assignment, folder))
+    nbgrader(course, "autograde", assignment, "--force")
+    gradebook = Gradebook(f"sqlite:///{course / 'gradebook.db'}")
+    yield gradebook, assignment, [f.name for f in crafted]
+    gradebook.close()
+
+
+def _cell_scores(gradebook, assignment, student):
+    submission = gradebook.find_submission(assignment, student)
+    return {grade.name: (grade.score, grade.max_score)
+            for nb in submission.notebooks for grade in nb.grades}
+
+
+def test_solution_gets_full_marks(graded):
+    gradebook, assignment, _ = graded
+    submission = gradebook.find_submission(assignment, "solution")
+    assert submission.max_score > 0
+    assert submission.score == submission.max_score, _cell_scores(gradebook, assignment, "solution")
+    assert not submission.needs_manual_grade
+
+
+def test_untouched_release_gets_zero(graded):
+    gradebook, assignment, _ = graded
+    scores = _cell_scores(gradebook, assignment, "blank")
+    assert scores and all(score == 0 for score, _ in scores.values()), scores
+
+
+def test_hardcoded_visible_answers_pass_visible_tests_but_fail_hidden_ones(graded, course):
+    gradebook, assignment, crafted = graded
+    course, _ = course
+    if "hardcoded" not in crafted:
+        pytest.skip(f"no tests/submissions/{assignment}/hardcoded submission")
+    # It really does pass what the student can see: the release runs without an error.
+    for name, nb in _crafted(course, assignment, REPO / "tests" / "submissions" / assignment / "hardcoded").items():
+        NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    scores = _cell_scores(gradebook, assignment, "hardcoded")
+    assert scores and all(score == 0 for score, _ in scores.values()), scores

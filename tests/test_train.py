@@ -1,0 +1,146 @@
+"""cvlib.train: the loop learns, reports consistent metrics, honours callbacks, refuses bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from cvlib.data import load_digits
+from cvlib.device import seed_everything
+from cvlib.metrics import topk_error
+from cvlib.models import SmallCNN
+from cvlib.train import Callback, History, evaluate, fit
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+def _loaders(splits, gen):
+    return (DataLoader(splits.train, batch_size=64, shuffle=True, generator=gen),
+            DataLoader(splits.val, batch_size=128))
+
+
+def test_fit_learns_digits_and_history_is_consistent(digits):
+    gen = seed_everything(0)
+    model = SmallCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train_loader, val_loader = _loaders(digits, gen)
+    history = fit(model, opt, train_loader, epochs=4, val_loader=val_loader, device="cpu",
+                  topk=(1, 3), progress=False)
+    assert len(history) == 4 and history.stopped_by is None
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert history["val_top1_err"][-1] < 0.2  # chance is 0.9
+    for row in history.rows:
+        assert row["val_top3_err"] <= row["val_top1_err"]
+    # the last row's validation metrics equal an independent evaluation of the final model
+    x, y = digits.val.tensors
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    assert history["val_top1_err"][-1] == pytest.approx(topk_error(logits, y, 1).item(), abs=1e-6)
+    again = evaluate(model, val_loader, torch.device("cpu"), topk=(1,))
+    assert again["top1_err"] == pytest.approx(history["val_top1_err"][-1], abs=1e-6)
+    assert "val_top3_err" in history.table() and "seconds" not in history.table()
+
+
+def test_fit_is_reproducible_with_a_seed(digits):
+    runs = []
+    for _ in range(2):
+        gen = seed_everything(7)
+        model = SmallCNN(width=8)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        train_loader, _ = _loaders(digits, gen)
+        runs.append(fit(model, opt, train_loader, epochs=2, device="cpu", progress=False)["train_loss"])
+    assert runs[0] == runs[1]
+
+
+class StopAt(Callback):
+    def __init__(self, epoch):
+        self.epoch, self.seen, self.ended = epoch, [], False
+
+    def on_epoch_end(self, epoch, metrics, model):
+        self.seen.append(metrics["epoch"])
+        return epoch == self.epoch
+
+    def on_train_end(self, history, model):
+        self.ended = len(history)
+
+
+def test_callbacks_stop_training_and_are_told_the_end(digits):
+    gen = seed_everything(0)
+    model = SmallCNN(width=8)
+    cb, passive = StopAt(2), StopAt(99)
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), _loaders(digits, gen)[0],
+                  epochs=5, device="cpu", callbacks=[passive, cb], progress=False)
+    assert len(history) == 2 and history.stopped_by == "StopAt"
+    assert cb.seen == passive.seen == [1, 2] and cb.ended == passive.ended == 2
+
+
+def test_scheduler_is_stepped_per_epoch(digits):
+    gen = seed_everything(0)
+    model = SmallCNN(width=8)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
+    history = fit(model, opt, _loaders(digits, gen)[0], epochs=3, device="cpu",
+                  scheduler=sched, progress=False)
+    assert history["lr"] == pytest.approx([1.0, 0.1, 0.01])
+
+
+def test_progress_output_goes_through_tqdm(digits, capsys):
+    gen = seed_everything(0)
+    model = SmallCNN(width=4)
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), _loaders(digits, gen)[0],
+        epochs=1, device="cpu", progress=True)
+    out = capsys.readouterr().out
+    assert "cvlib: using cpu" in out and "epoch 1/1" in out and "train_loss" in out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_amp_on_cpu_is_refused_before_training():
+    model = nn.Linear(4, 2)
+    loader = DataLoader(TensorDataset(torch.zeros(8, 4), torch.zeros(8, dtype=torch.long)), batch_size=4)
+    with pytest.raises(ValueError, match="amp=True .* needs a CUDA device, got cpu"):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, epochs=1, device="cpu",
+            amp=True, progress=False)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"epochs": 0}, "epochs must be a positive int"),
+    ({"epochs": 1, "topk": ()}, "topk must be a non-empty"),
+    ({"epochs": 1, "topk": (0,)}, "topk must be a non-empty"),
+])
+def test_bad_arguments(kwargs, match):
+    model = nn.Linear(4, 2)
+    loader = DataLoader(TensorDataset(torch.zeros(8, 4), torch.zeros(8, dtype=torch.long)), batch_size=4)
+    with pytest.raises(ValueError, match=match):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, device="cpu", progress=False, **kwargs)
+
+
+def test_empty_loader_is_an_error():
+    model = nn.Linear(4, 2)
+    loader = DataLoader(TensorDataset(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=4)
+    with pytest.raises(ValueError, match="yielded no samples"):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, epochs=1, device="cpu", progress=False)
+
+
+def test_history_unknown_key():
+    h = History()
+    h.append({"epoch": 1, "train_loss": 0.5})
+    with pytest.raises(KeyError, match="no metric 'val_loss'"):
+        h["val_loss"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_cuda_with_bf16_autocast(digits):
+    gen = seed_everything(0)
+    model = SmallCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train_loader, val_loader = _loaders(digits, gen)
+    history = fit(model, opt, train_loader, epochs=3, val_loader=val_loader, device="cuda",
+                  amp=True, progress=False)
+    assert next(model.parameters()).device.type == "cuda"
+    assert history["val_top1_err"][-1] < 0.3

@@ -4,8 +4,8 @@
     python scripts/execute_notebooks.py book/01_topk.ipynb
 
 Runs each notebook top to bottom in a fresh kernel of this Python environment (the one the
-tests use), then drops per-run metadata (execution timestamps) so that a re-run that changes
-no output changes no byte. nbval (`pytest`) later re-runs them and compares these outputs.
+tests use), then drops per-run metadata (execution timestamps) and merges split stream
+chunks, so that a re-run that changes no output changes no byte. nbval (`pytest`) later re-runs them and compares these outputs.
 After editing a solution notebook, regenerate the student release too:
 `nbgrader generate_assignment NN_topic --force`.
 """
@@ -22,6 +22,19 @@ from nbclient import NotebookClient
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _coalesce_streams(outputs: list) -> list:
+    """Merge consecutive stdout (or stderr) chunks: how a stream was split is timing, not output."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.output_type == "stream" and prev is not None and prev.output_type == "stream"
+                and prev.name == out.name):
+            prev.text += out.text
+        else:
+            merged.append(out)
+    return merged
+
+
 def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
@@ -30,6 +43,8 @@ def execute(path: Path) -> float:
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = _coalesce_streams(cell.outputs)
     nbformat.write(nb, path)
     return time.perf_counter() - start
 

@@ -24,13 +24,18 @@ def _loaders(splits, gen):
             DataLoader(splits.val, batch_size=128))
 
 
-def test_fit_learns_digits_and_history_is_consistent(digits):
+def _train_small_cnn(digits, device, epochs, **kwargs):
     gen = seed_everything(0)
     model = SmallCNN()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     train_loader, val_loader = _loaders(digits, gen)
-    history = fit(model, opt, train_loader, epochs=4, val_loader=val_loader, device="cpu",
-                  topk=(1, 3), progress=False)
+    history = fit(model, opt, train_loader, epochs=epochs, val_loader=val_loader, device=device,
+                  progress=False, **kwargs)
+    return model, val_loader, history
+
+
+def test_fit_learns_digits_and_history_is_consistent(digits):
+    model, val_loader, history = _train_small_cnn(digits, "cpu", 4, topk=(1, 3))
     assert len(history) == 4 and history.stopped_by is None
     assert history["train_loss"][-1] < history["train_loss"][0]
     assert history["val_top1_err"][-1] < 0.2  # chance is 0.9
@@ -136,11 +141,6 @@ def test_history_unknown_key():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fit_on_cuda_with_bf16_autocast(digits):
-    gen = seed_everything(0)
-    model = SmallCNN()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    train_loader, val_loader = _loaders(digits, gen)
-    history = fit(model, opt, train_loader, epochs=3, val_loader=val_loader, device="cuda",
-                  amp=True, progress=False)
+    model, _, history = _train_small_cnn(digits, "cuda", 3, amp=True)
     assert next(model.parameters()).device.type == "cuda"
     assert history["val_top1_err"][-1] < 0.3

@@ -186,7 +186,7 @@ def fit(
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     topk = _check_topk(topk)
-    device = device if isinstance(device, torch.device) else pick_device(device, verbose=progress)
+    device = pick_device(device, verbose=progress)  # also checks an explicit device exists
     _autocast(device, amp)  # fail before the first epoch, not inside it
     model.to(device)
     history = History()

@@ -5,7 +5,8 @@
 
 Runs each notebook top to bottom in a fresh kernel of this Python environment (the one the
 tests use), then drops per-run metadata (execution timestamps) and merges split stream
-chunks, so that a re-run that changes no output changes no byte. nbval (`pytest`) later re-runs them and compares these outputs.
+chunks, so that a re-run that changes no output changes no byte. nbval (`pytest`) later
+re-runs them and compares these outputs.
 After editing a solution notebook, regenerate the student release too:
 `nbgrader generate_assignment NN_topic --force`.
 """

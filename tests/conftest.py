@@ -1,4 +1,4 @@
-"""Shared fixtures: a CIFAR-10-format folder written by the tests, and the repo root."""
+"""Shared by the tests: the repository root, and a CIFAR-10-format folder written by the tests."""
 
 from __future__ import annotations
 
@@ -13,11 +13,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                  "dog", "frog", "horse", "ship", "truck"]
-
-
-@pytest.fixture(scope="session")
-def repo() -> Path:
-    return REPO
 
 
 def _write_pickle(path: Path, obj) -> str:

@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 # The jupyter-book executable of the environment running the tests.
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
 CHAPTER = "book/01_topk.html"

@@ -2,7 +2,7 @@
 
 A flat package, one module per topic:
 
-* :mod:`cvlib.device`  -- ``pick_device``, ``seed_everything``
+* :mod:`cvlib.device`  -- ``pick_device``, ``seed_everything``, ``experiment_scale``
 * :mod:`cvlib.data`    -- offline digits and CIFAR-10 as train/val/test ``Splits``
 * :mod:`cvlib.metrics` -- top-k accuracy and error (chapter 01)
 * :mod:`cvlib.models`  -- small models that train in seconds on a CPU

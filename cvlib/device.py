@@ -11,9 +11,11 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "seed_everything"]
+__all__ = ["pick_device", "seed_everything", "experiment_scale"]
 
 ENV_VAR = "CVLIB_DEVICE"
+SCALE_VAR = "CVLIB_SCALE"
+SCALES = ("cpu", "gpu")
 
 
 def _mps_available() -> bool:
@@ -92,3 +94,25 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
     return torch.Generator().manual_seed(seed)
+
+
+def experiment_scale(scale: str | None = None, *, verbose: bool = True) -> str:
+    """The size at which a chapter's experiments run: ``"cpu"`` or ``"gpu"``.
+
+    ``"cpu"`` (the default) is what the book shows and the tests check: the offline digits
+    data, small models, seconds per experiment. ``"gpu"`` is the same code at the size a GPU
+    makes worthwhile (CIFAR-10, wider models, more epochs); each chapter states what changes.
+    Order of precedence: the ``scale`` argument, then the ``CVLIB_SCALE`` environment variable,
+    then ``"cpu"``. Any other value is an error.
+    """
+    if scale is not None:
+        source = "scale argument"
+    elif os.environ.get(SCALE_VAR):
+        scale, source = os.environ[SCALE_VAR], f"{SCALE_VAR} environment variable"
+    else:
+        scale, source = "cpu", f"default; set {SCALE_VAR}=gpu for the full-size runs"
+    if scale not in SCALES:
+        raise ValueError(f"experiment scale must be one of {SCALES}, got {scale!r} from the {source}")
+    if verbose:
+        print(f"cvlib: experiment scale {scale} ({source})")
+    return scale

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cvlib.device import pick_device, seed_everything
+from cvlib.device import experiment_scale, pick_device, seed_everything
 
 
 def test_explicit_argument_wins_and_is_announced(monkeypatch, capsys):
@@ -68,3 +68,17 @@ def test_seed_everything_repeats_every_generator():
 def test_bad_seed(bad):
     with pytest.raises(ValueError, match="seed must be an int"):
         seed_everything(bad)
+
+
+def test_experiment_scale_precedence_and_errors(monkeypatch, capsys):
+    monkeypatch.delenv("CVLIB_SCALE", raising=False)
+    assert experiment_scale() == "cpu"
+    assert "cvlib: experiment scale cpu (default" in capsys.readouterr().out
+    monkeypatch.setenv("CVLIB_SCALE", "gpu")
+    assert experiment_scale(verbose=False) == "gpu"
+    assert experiment_scale("cpu", verbose=False) == "cpu"
+    monkeypatch.setenv("CVLIB_SCALE", "huge")
+    with pytest.raises(ValueError, match="CVLIB_SCALE environment variable"):
+        experiment_scale()
+    with pytest.raises(ValueError, match="scale argument"):
+        experiment_scale("GPU")

@@ -7,9 +7,16 @@ A flat package, one module per topic:
 * :mod:`cvlib.metrics` -- top-k accuracy and error (chapter 01)
 * :mod:`cvlib.models`  -- small models that train in seconds on a CPU
 * :mod:`cvlib.train`   -- ``fit``, ``evaluate``, ``History``, ``Callback``
+* :mod:`cvlib.early_stopping`  -- ``EarlyStopping`` (patience, ``min_delta``, best-weights restore; chapter 02)
+* :mod:`cvlib.conv_arithmetic` -- output sizes, receptive fields, parameter counts, ``summary`` (chapter 03)
+* :mod:`cvlib.alexnet` -- LeNet-5, AlexNet and a digits-sized AlexNet, local response normalization (chapter 04)
+* :mod:`cvlib.tuning`  -- sanity checks and the learning-rate range test (chapter 05)
 """
 
-from . import data, device, metrics, models, train
+from . import alexnet, conv_arithmetic, data, device, early_stopping, metrics, models, train, tuning
 
-__all__ = ["data", "device", "metrics", "models", "train"]
+__all__ = [
+    "alexnet", "conv_arithmetic", "data", "device", "early_stopping", "metrics", "models", "train",
+    "tuning",
+]
 __version__ = "0.1.0"

@@ -87,8 +87,10 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
-def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, bar=None):
+def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, bar=None,
+               after_step=None):
     """One pass over ``loader``; trains when an optimizer is given. Returns mean metrics.
+    ``after_step()``, if given, is called after every optimizer step.
 
     Sums stay on the device and are read once at the end, so a GPU is not made to wait for
     the host after every batch (unless a progress bar asks for the running loss).
@@ -105,6 +107,8 @@ def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step()
         with torch.no_grad():
             logits = logits.float()
             for k in topk:
@@ -129,14 +133,17 @@ def train_one_epoch(
     topk: Sequence[int] = (1,),
     amp: bool = False,
     bar=None,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """Train for one pass over ``loader`` (batches of ``x[B, ...]``, ``y[B]`` int64).
 
     Returns mean ``loss`` and ``top{k}_err`` for each k, averaged over the epoch *while the
     model changes* (the usual running estimate, not a re-evaluation at the end).
+    ``after_step()``, if given, is called after every optimizer step (e.g. a per-step schedule).
     """
     model.train()
-    return _run_epoch(model, loader, device, loss_fn, _check_topk(topk), optimizer, amp, bar)
+    return _run_epoch(model, loader, device, loss_fn, _check_topk(topk), optimizer, amp, bar,
+                      after_step)
 
 
 @torch.no_grad()
@@ -166,25 +173,42 @@ def fit(
     topk: Sequence[int] = (1,),
     amp: bool = False,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scheduler_interval: str = "epoch",
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
 ) -> History:
     """Train ``model`` for up to ``epochs`` epochs and return its :class:`History`.
 
     Each row holds ``epoch``, ``train_loss``, ``train_top{k}_err`` and, with a
-    ``val_loader``, ``val_loss`` and ``val_top{k}_err``, plus ``lr`` and ``seconds``.
+    ``val_loader``, ``val_loss`` and ``val_top{k}_err``, plus ``lr`` (of the epoch's last
+    optimizer step, first param group) and ``seconds``.
 
     Args:
         device: where to train; ``None`` asks :func:`cvlib.device.pick_device`. The model is
             moved there; batches are moved as they arrive.
         amp: bf16 autocast on CUDA (an error on other devices, not a silent no-op).
-        scheduler: stepped once per epoch, after validation.
+        scheduler: a ``torch.optim.lr_scheduler`` schedule. ``ReduceLROnPlateau`` is stepped
+            once per epoch with that epoch's ``val_loss`` (so it needs a ``val_loader``).
+        scheduler_interval: ``"epoch"`` steps any other scheduler once per epoch, after
+            validation; ``"step"`` steps it after every optimizer step (warm-up, one-cycle).
         callbacks: objects with ``on_epoch_end``/``on_train_end`` (see :class:`Callback`);
             training stops after the first epoch at which any of them returns True.
         progress: show a progress bar (tqdm) over batches, with the epoch's metrics.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if scheduler_interval not in ("epoch", "step"):
+        raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if plateau and (val_loader is None or scheduler_interval != "epoch"):
+        raise ValueError("a ReduceLROnPlateau scheduler needs a val_loader and scheduler_interval='epoch'")
+    per_step = scheduler is not None and scheduler_interval == "step"
+    last_lr = [optimizer.param_groups[0]["lr"]]
+
+    def after_step() -> None:
+        last_lr[0] = optimizer.param_groups[0]["lr"]  # the lr this step used
+        if per_step:
+            scheduler.step()
     topk = _check_topk(topk)
     device = pick_device(device, verbose=progress)  # also checks an explicit device exists
     _autocast(device, amp)  # fail before the first epoch, not inside it
@@ -197,13 +221,15 @@ def fit(
                        disable=not progress)
             with bar:
                 train = train_one_epoch(model, train_loader, optimizer, device, loss_fn=loss_fn,
-                                        topk=topk, amp=amp, bar=bar)
+                                        topk=topk, amp=amp, bar=bar, after_step=after_step)
             row: dict[str, float] = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()}}
             if val_loader is not None:
                 val = evaluate(model, val_loader, device, loss_fn=loss_fn, topk=topk, amp=amp)
                 row.update({f"val_{k}": v for k, v in val.items()})
-            row["lr"] = optimizer.param_groups[0]["lr"]
-            if scheduler is not None:
+            row["lr"] = last_lr[0]
+            if plateau:
+                scheduler.step(row["val_loss"])
+            elif scheduler is not None and not per_step:
                 scheduler.step()
             row["seconds"] = time.perf_counter() - start
             history.append(row)

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The tests' models and tensors are tiny: a second intra-op thread only adds synchronisation,
+# which on a loaded 2-core machine makes each operation up to ~100x slower. (The notebooks that
+# run tiny models set the same in their first cell; nbval runs them in their own kernels.)
+torch.set_num_threads(1)
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                  "dog", "frog", "horse", "ship", "truck"]

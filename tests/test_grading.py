@@ -3,7 +3,8 @@
 In a temporary course directory: regenerate the student release and compare it with the
 committed notebooks/; check the release leaks no solution or hidden test; autograde the
 instructor solution (full marks), the untouched release (zero) and crafted submissions from
-tests/submissions/ (e.g. one that hard-codes the visible tests' answers: zero).
+tests/submissions/ (each with the scores its expected.json states; one that hard-codes the visible tests'
+answers must pass them and still get zero).
 """
 
 from __future__ import annotations
@@ -141,6 +142,17 @@ def test_untouched_release_gets_zero(graded):
     gradebook, assignment, _ = graded
     scores = _cell_scores(gradebook, assignment, "blank")
     assert scores and all(score == 0 for score, _ in scores.values()), scores
+
+
+def test_crafted_submissions_get_their_expected_scores(graded):
+    """Each crafted submission's folder states, in expected.json, its score on every graded cell."""
+    gradebook, assignment, crafted = graded
+    for name in crafted:
+        path = REPO / "tests" / "submissions" / assignment / name / "expected.json"
+        assert path.is_file(), f"{path.relative_to(REPO)} is missing: state the scores it must get"
+        expected = json.loads(path.read_text())
+        scores = {cell: score for cell, (score, _) in _cell_scores(gradebook, assignment, name).items()}
+        assert scores == expected, f"{assignment}/{name}: got {scores}, expected {expected}"
 
 
 def test_hardcoded_visible_answers_pass_visible_tests_but_fail_hidden_ones(graded, course):

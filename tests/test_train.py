@@ -144,3 +144,34 @@ def test_fit_on_cuda_with_bf16_autocast(digits):
     model, _, history = _train_small_cnn(digits, "cuda", 3, amp=True)
     assert next(model.parameters()).device.type == "cuda"
     assert history["val_top1_err"][-1] < 0.3
+
+
+def test_scheduler_stepped_per_step_for_warm_up():
+    x, y = torch.randn(40, 4), torch.randint(0, 2, (40,))
+    loader = DataLoader(TensorDataset(x, y), batch_size=10)  # 4 steps per epoch
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    seen = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: seen.append(o.param_groups[0]["lr"]))
+    warm = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 6))
+    history = fit(model, opt, loader, epochs=2, device="cpu", scheduler=warm,
+                  scheduler_interval="step", progress=False)
+    assert seen == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0, 1.0, 1.0])
+    assert history["lr"] == pytest.approx([4 / 6, 1.0])  # the lr of each epoch's last step
+
+
+def test_reduce_lr_on_plateau_uses_val_loss():
+    x, y = torch.zeros(8, 4), torch.zeros(8, dtype=torch.long)
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)
+    model = nn.Linear(4, 2)
+    for p in model.parameters():
+        p.register_hook(torch.zeros_like)  # nothing moves, so the val loss never improves
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    history = fit(model, opt, loader, epochs=4, val_loader=loader, device="cpu", scheduler=plateau,
+                  progress=False)
+    assert history["lr"] == pytest.approx([1.0, 1.0, 0.5, 0.25])  # cut after each epoch without progress
+    with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+        fit(model, opt, loader, epochs=1, device="cpu", scheduler=plateau, progress=False)
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        fit(model, opt, loader, epochs=1, device="cpu", scheduler_interval="batch", progress=False)

@@ -12,6 +12,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Crafted submissions are notebook cells, not tests (names like lr_range_test.py match pytest's
+# default file pattern).
+collect_ignore = ["submissions"]
+
 # The tests' models and tensors are tiny: a second intra-op thread only adds synchronisation,
 # which on a loaded 2-core machine makes each operation up to ~100x slower. (The notebooks that
 # run tiny models set the same in their first cell; nbval runs them in their own kernels.)

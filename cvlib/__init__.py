@@ -11,12 +11,19 @@ A flat package, one module per topic:
 * :mod:`cvlib.conv_arithmetic` -- output sizes, receptive fields, parameter counts, ``summary`` (chapter 03)
 * :mod:`cvlib.alexnet` -- LeNet-5, AlexNet and a digits-sized AlexNet, local response normalization (chapter 04)
 * :mod:`cvlib.tuning`  -- sanity checks and the learning-rate range test (chapter 05)
+* :mod:`cvlib.normalization` -- BatchNorm, LayerNorm, GroupNorm, InstanceNorm from scratch, PCA/ZCA whitening,
+  max-norm, ``PlainVGG`` (chapter 06)
+* :mod:`cvlib.activations` -- common activations as functions and modules matching torch; stable softmax,
+  log-softmax, log-sum-exp (chapter 07)
+* :mod:`cvlib.optimizers` -- SGD, AdaGrad, Adadelta, RMSProp, Adam, AdamW, NAdam from scratch, matching
+  ``torch.optim`` (chapter 08)
 """
 
-from . import alexnet, conv_arithmetic, data, device, early_stopping, metrics, models, train, tuning
+from . import (activations, alexnet, conv_arithmetic, data, device, early_stopping, metrics, models,
+               normalization, optimizers, train, tuning)
 
 __all__ = [
-    "alexnet", "conv_arithmetic", "data", "device", "early_stopping", "metrics", "models", "train",
-    "tuning",
+    "activations", "alexnet", "conv_arithmetic", "data", "device", "early_stopping", "metrics",
+    "models", "normalization", "optimizers", "train", "tuning",
 ]
 __version__ = "0.1.0"

@@ -60,3 +60,4 @@ def cifar10_root(tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(CIFAR10, "test_list", test_list)
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": meta_md5})
     return tmp_path
+

@@ -3,8 +3,8 @@
 In a temporary course directory: regenerate the student release and compare it with the
 committed notebooks/; check the release leaks no solution or hidden test; autograde the
 instructor solution (full marks), the untouched release (zero) and crafted submissions from
-tests/submissions/ (each with the scores its expected.json states; one that hard-codes the visible tests'
-answers must pass them and still get zero).
+tests/submissions/ (each with the scores its expected.json states; one that hard-codes the
+visible tests' answers must pass them and still get zero).
 """
 
 from __future__ import annotations
@@ -36,48 +36,9 @@ def grade_id(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
-@pytest.fixture(scope="module", params=ASSIGNMENTS)
-def course(request, tmp_path_factory):
-    """A course directory holding the config and the source; the release generated in it."""
-    course = tmp_path_factory.mktemp(f"course_{request.param}")
-    shutil.copy(REPO / "nbgrader_config.py", course)
-    shutil.copytree(REPO / "solutions" / request.param, course / "solutions" / request.param)
-    nbgrader(course, "generate_assignment", request.param, "--force")
-    return course, request.param
-
-
 def _notebooks(folder: Path) -> dict[str, Path]:
     return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*.ipynb"))
             if ".ipynb_checkpoints" not in p.parts}
-
-
-def test_committed_release_is_the_generated_one(course):
-    course, assignment = course
-    generated = _notebooks(course / "notebooks" / assignment)
-    committed = _notebooks(REPO / "notebooks" / assignment)
-    assert generated, "generate_assignment produced no notebook"
-    assert committed.keys() == generated.keys(), "notebooks/ is out of date: run nbgrader generate_assignment"
-    for name in generated:
-        assert json.loads(committed[name].read_text()) == json.loads(generated[name].read_text()), (
-            f"notebooks/{assignment}/{name} differs from the release generated from solutions/: "
-            f"run `nbgrader generate_assignment {assignment} --force` and commit the result")
-
-
-def test_release_leaks_no_solution_or_hidden_test(course):
-    course, assignment = course
-    for name, source_path in _notebooks(course / "solutions" / assignment).items():
-        source = nbformat.read(source_path, as_version=4)
-        release_path = course / "notebooks" / assignment / name
-        release_text = release_path.read_text()
-        release = nbformat.read(release_path, as_version=4)
-        assert "### BEGIN" not in release_text and "### END" not in release_text
-        secret = {line.strip() for cell in source.cells for _, body in REGION.findall(cell.source)
-                  for line in body.splitlines() if len(line.strip()) >= 12}
-        assert secret, f"{name} has no solution or hidden-test region to protect"
-        released = {line.strip() for cell in release.cells for line in cell.source.splitlines()}
-        leaked = sorted(secret & released)
-        assert not leaked, f"lines of solutions/hidden tests found in the release: {leaked[:5]}"
-        assert all(not cell.get("outputs") for cell in release.cells), "the release must carry no outputs"
 
 
 def _submit(course: Path, assignment: str, student: str, notebooks: dict[str, nbformat.NotebookNode]):
@@ -106,7 +67,24 @@ def _crafted(course: Path, assignment: str, folder: Path) -> dict[str, nbformat.
     return notebooks
 
 
-@pytest.fixture(scope="module")
+def _cell_scores(gradebook, assignment, student):
+    submission = gradebook.find_submission(assignment, student)
+    return {grade.name: (grade.score, grade.max_score)
+            for nb in submission.notebooks for grade in nb.grades}
+
+
+@pytest.fixture(scope="class")
+def course(request, tmp_path_factory):
+    """A course directory holding the config and the source; the release generated in it."""
+    assignment = request.cls.assignment
+    course = tmp_path_factory.mktemp(f"course_{assignment}")
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment)
+    nbgrader(course, "generate_assignment", assignment, "--force")
+    return course, assignment
+
+
+@pytest.fixture(scope="class")
 def graded(course):
     """Autograde every submission of the assignment in one nbgrader run; return the gradebook."""
     from nbgrader.api import Gradebook
@@ -124,44 +102,72 @@ def graded(course):
     gradebook.close()
 
 
-def _cell_scores(gradebook, assignment, student):
-    submission = gradebook.find_submission(assignment, student)
-    return {grade.name: (grade.score, grade.max_score)
-            for nb in submission.notebooks for grade in nb.grades}
+class RoundTrip:
+    """The round trip of one assignment; a ``Test_<assignment>`` subclass per folder of solutions/
+    (one class each, so pytest-xdist's ``--dist loadscope`` grades assignments in parallel)."""
+
+    assignment: str
+
+    def test_committed_release_is_the_generated_one(self, course):
+        course, assignment = course
+        generated = _notebooks(course / "notebooks" / assignment)
+        committed = _notebooks(REPO / "notebooks" / assignment)
+        assert generated, "generate_assignment produced no notebook"
+        assert committed.keys() == generated.keys(), "notebooks/ is out of date: run nbgrader generate_assignment"
+        for name in generated:
+            assert json.loads(committed[name].read_text()) == json.loads(generated[name].read_text()), (
+                f"notebooks/{assignment}/{name} differs from the release generated from solutions/: "
+                f"run `nbgrader generate_assignment {assignment} --force` and commit the result")
+
+    def test_release_leaks_no_solution_or_hidden_test(self, course):
+        course, assignment = course
+        for name, source_path in _notebooks(course / "solutions" / assignment).items():
+            source = nbformat.read(source_path, as_version=4)
+            release_path = course / "notebooks" / assignment / name
+            release_text = release_path.read_text()
+            release = nbformat.read(release_path, as_version=4)
+            assert "### BEGIN" not in release_text and "### END" not in release_text
+            secret = {line.strip() for cell in source.cells for _, body in REGION.findall(cell.source)
+                      for line in body.splitlines() if len(line.strip()) >= 12}
+            assert secret, f"{name} has no solution or hidden-test region to protect"
+            released = {line.strip() for cell in release.cells for line in cell.source.splitlines()}
+            leaked = sorted(secret & released)
+            assert not leaked, f"lines of solutions/hidden tests found in the release: {leaked[:5]}"
+            assert all(not cell.get("outputs") for cell in release.cells), "the release must carry no outputs"
+
+    def test_solution_gets_full_marks(self, graded):
+        gradebook, assignment, _ = graded
+        submission = gradebook.find_submission(assignment, "solution")
+        assert submission.max_score > 0
+        assert submission.score == submission.max_score, _cell_scores(gradebook, assignment, "solution")
+        assert not submission.needs_manual_grade
+
+    def test_untouched_release_gets_zero(self, graded):
+        gradebook, assignment, _ = graded
+        scores = _cell_scores(gradebook, assignment, "blank")
+        assert scores and all(score == 0 for score, _ in scores.values()), scores
+
+    def test_crafted_submissions_get_their_expected_scores(self, graded):
+        """Each crafted submission's folder states, in expected.json, its score on every graded cell."""
+        gradebook, assignment, crafted = graded
+        for name in crafted:
+            path = REPO / "tests" / "submissions" / assignment / name / "expected.json"
+            assert path.is_file(), f"{path.relative_to(REPO)} is missing: state the scores it must get"
+            expected = json.loads(path.read_text())
+            scores = {cell: score for cell, (score, _) in _cell_scores(gradebook, assignment, name).items()}
+            assert scores == expected, f"{assignment}/{name}: got {scores}, expected {expected}"
+
+    def test_hardcoded_visible_answers_pass_visible_tests_but_fail_hidden_ones(self, graded, course):
+        gradebook, assignment, crafted = graded
+        course, _ = course
+        if "hardcoded" not in crafted:
+            pytest.skip(f"no tests/submissions/{assignment}/hardcoded submission")
+        # It really does pass what the student can see: the release runs without an error.
+        for name, nb in _crafted(course, assignment, REPO / "tests" / "submissions" / assignment / "hardcoded").items():
+            NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+        scores = _cell_scores(gradebook, assignment, "hardcoded")
+        assert scores and all(score == 0 for score, _ in scores.values()), scores
 
 
-def test_solution_gets_full_marks(graded):
-    gradebook, assignment, _ = graded
-    submission = gradebook.find_submission(assignment, "solution")
-    assert submission.max_score > 0
-    assert submission.score == submission.max_score, _cell_scores(gradebook, assignment, "solution")
-    assert not submission.needs_manual_grade
-
-
-def test_untouched_release_gets_zero(graded):
-    gradebook, assignment, _ = graded
-    scores = _cell_scores(gradebook, assignment, "blank")
-    assert scores and all(score == 0 for score, _ in scores.values()), scores
-
-
-def test_crafted_submissions_get_their_expected_scores(graded):
-    """Each crafted submission's folder states, in expected.json, its score on every graded cell."""
-    gradebook, assignment, crafted = graded
-    for name in crafted:
-        path = REPO / "tests" / "submissions" / assignment / name / "expected.json"
-        assert path.is_file(), f"{path.relative_to(REPO)} is missing: state the scores it must get"
-        expected = json.loads(path.read_text())
-        scores = {cell: score for cell, (score, _) in _cell_scores(gradebook, assignment, name).items()}
-        assert scores == expected, f"{assignment}/{name}: got {scores}, expected {expected}"
-
-
-def test_hardcoded_visible_answers_pass_visible_tests_but_fail_hidden_ones(graded, course):
-    gradebook, assignment, crafted = graded
-    course, _ = course
-    if "hardcoded" not in crafted:
-        pytest.skip(f"no tests/submissions/{assignment}/hardcoded submission")
-    # It really does pass what the student can see: the release runs without an error.
-    for name, nb in _crafted(course, assignment, REPO / "tests" / "submissions" / assignment / "hardcoded").items():
-        NotebookClient(nb, timeout=300, kernel_name="python3").execute()
-    scores = _cell_scores(gradebook, assignment, "hardcoded")
-    assert scores and all(score == 0 for score, _ in scores.values()), scores
+for _assignment in ASSIGNMENTS:
+    globals()[f"Test_{_assignment}"] = type(f"Test_{_assignment}", (RoundTrip,), {"assignment": _assignment})

@@ -17,13 +17,21 @@ A flat package, one module per topic:
   log-softmax, log-sum-exp (chapter 07)
 * :mod:`cvlib.optimizers` -- SGD, AdaGrad, Adadelta, RMSProp, Adam, AdamW, NAdam from scratch, matching
   ``torch.optim`` (chapter 08)
+* :mod:`cvlib.imbalance` -- long-tailed splits, per-class recall and balanced accuracy, re-sampling, a
+  class-balanced sampler, class weights, sigmoid and softmax focal loss (chapter 09)
+* :mod:`cvlib.boxes` -- box formats (VOC's 1-based pixels), IoU/GIoU, NMS and batched NMS matching
+  ``torchvision.ops``, anchors and their 0.7/0.3 assignment with forced best matches (chapter 10)
+* :mod:`cvlib.detection` -- synthetic shapes, toy one-stage and two-stage detectors, VOC average
+  precision (chapter 10)
+* :mod:`cvlib.box_transforms` -- box-aware flips, crops, SSD and YOLO augmentation (chapter 11)
 """
 
-from . import (activations, alexnet, conv_arithmetic, data, device, early_stopping, metrics, models,
-               normalization, optimizers, train, tuning)
+from . import (activations, alexnet, box_transforms, boxes, conv_arithmetic, data, detection, device,
+               early_stopping, imbalance, metrics, models, normalization, optimizers, train, tuning)
 
 __all__ = [
-    "activations", "alexnet", "conv_arithmetic", "data", "device", "early_stopping", "metrics",
-    "models", "normalization", "optimizers", "train", "tuning",
+    "activations", "alexnet", "box_transforms", "boxes", "conv_arithmetic", "data", "detection",
+    "device", "early_stopping", "imbalance", "metrics", "models", "normalization", "optimizers",
+    "train", "tuning",
 ]
 __version__ = "0.1.0"

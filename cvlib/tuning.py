@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .early_stopping import snapshot_state
+
 __all__ = [
     "OverfitResult", "overfit_one_batch",
     "GradientFlowReport", "gradient_flow_check",
@@ -47,7 +49,7 @@ def _check_module(model, optimizer=None) -> None:
 def _restored(model: nn.Module, optimizer: torch.optim.Optimizer | None = None):
     """Run the body, then put back the model's parameters, buffers, gradients and per-module
     train/eval flags, the optimizer's state and hyper-parameters, and torch's global RNG."""
-    state = copy.deepcopy(model.state_dict())
+    state = snapshot_state(model)
     grads = {p: (None if p.grad is None else p.grad.clone()) for p in model.parameters()}
     modes = {m: m.training for m in model.modules()}
     opt_state = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None

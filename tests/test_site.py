@@ -226,6 +226,28 @@ PROSE_TEXT_JS = """() => {
 RAW_TEX = re.compile(r"\$\$|\\[(\[]|\\[a-zA-Z]+")
 
 
+def _check_rendered(page, server: str, *, min_math: int = 1) -> None:
+    """At least ``min_math`` formulas, each typeset by the site's own MathJax; no raw TeX left
+    in the prose; every figure loaded."""
+    if page.locator(".math").count():
+        page.wait_for_selector("mjx-container", state="attached")
+        page.wait_for_function("() => window.MathJax?.startup?.promise")
+        page.evaluate("() => MathJax.startup.promise")  # settles once typesetting is done
+        mathjax_src = page.evaluate("() => document.querySelector('script[src*=\"tex-chtml\"]').src")
+        assert mathjax_src.startswith(f"{server}/_static/mathjax/"), mathjax_src
+    assert page.locator(".math").count() >= min_math, "too few formulas on the page"
+    untypeset = page.locator(".math:not(:has(mjx-container))")
+    assert untypeset.count() == 0, f"formula not typeset: {untypeset.first.inner_text()!r}"
+    assert page.locator("mjx-merror").count() == 0, "MathJax reported a TeX error"
+    leftovers = RAW_TEX.findall(page.evaluate(PROSE_TEXT_JS))
+    assert not leftovers, f"raw TeX left in the page text: {leftovers}"
+    images = page.locator(".cell_output img")
+    for i in range(images.count()):
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0"), (
+            f"figure {images.nth(i).get_attribute('src')} did not load"
+        )
+
+
 def test_chapter_page_renders(visit, server, site: Path):
     page = visit.page
     page.goto(f"{server}/{CHAPTER}", wait_until="load")
@@ -233,28 +255,10 @@ def test_chapter_page_renders(visit, server, site: Path):
     # to load something from elsewhere, e.g. MathJax from a CDN.
     assert _remote_requests(visit.requests) == [], "requests left localhost"
 
-    # Math: MathJax, loaded from the site's _static, typesets every formula.
-    page.wait_for_selector("mjx-container", state="attached")
-    page.wait_for_function("() => window.MathJax?.startup?.promise")
-    page.evaluate("() => MathJax.startup.promise")  # settles once typesetting is done
-    mathjax_src = page.evaluate("() => document.querySelector('script[src*=\"tex-chtml\"]').src")
-    assert mathjax_src.startswith(f"{server}/_static/mathjax/"), mathjax_src
-    assert page.locator(".math").count() >= 2, "no formulas on the page"
+    _check_rendered(page, server, min_math=2)
     assert page.locator('mjx-container[display="true"]').count() >= 1, "no display math"
-    untypeset = page.locator(".math:not(:has(mjx-container))")
-    assert untypeset.count() == 0, f"formula not typeset: {untypeset.first.inner_text()!r}"
-    assert page.locator("mjx-merror").count() == 0, "MathJax reported a TeX error"
-    leftovers = RAW_TEX.findall(page.evaluate(PROSE_TEXT_JS))
-    assert not leftovers, f"raw TeX left in the page text: {leftovers}"
     assert "top-5" in page.inner_text("main")
-
-    # The stored matplotlib figure is shown.
-    images = page.locator(".cell_output img")
-    assert images.count() >= 1, "no figure in the chapter"
-    for i in range(images.count()):
-        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0"), (
-            f"figure {images.nth(i).get_attribute('src')} did not load"
-        )
+    assert page.locator(".cell_output img").count() >= 1, "no figure in the chapter"
 
     # Download button: the .ipynb source is offered and actually served.
     download = page.locator("a.btn-download-source-button")
@@ -290,3 +294,18 @@ def test_search_finds_chapter(visit, server):
     page.wait_for_selector('ul.search li a[href*="book/01_topk.html"]')
     assert _remote_requests(visit.requests) == [], "requests left localhost"
     assert visit.errors == [], "JavaScript errors on the page"
+
+
+_TOC = yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf-8"))
+CHAPTERS = sorted(f"{name}.html" for name in _toc_files(_TOC) if name != _TOC["root"])
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_chapter_renders(visit, server, chapter):
+    """Each chapter page: nothing requested from elsewhere, no JavaScript error, its math
+    typeset, no raw TeX, its figures loaded (chapter 01 gets the full check above)."""
+    page = visit.page
+    page.goto(f"{server}/{chapter}", wait_until="load")
+    assert _remote_requests(visit.requests) == [], "requests left localhost"
+    _check_rendered(page, server, min_math=0)
+    assert visit.errors == [], visit.errors

@@ -53,16 +53,27 @@ def _release(course: Path, assignment: str) -> dict[str, nbformat.NotebookNode]:
             for name, p in _notebooks(course / "notebooks" / assignment).items()}
 
 
+MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.M)
+
+
 def _crafted(course: Path, assignment: str, folder: Path) -> dict[str, nbformat.NotebookNode]:
-    """The release with each solution cell replaced by folder/GRADE_ID.py where one exists."""
+    """The release with each solution cell replaced by folder/GRADE_ID.py where one exists, and
+    by the instructor's solution (markers removed) where none does: a crafted submission holds
+    only the cells it gets wrong."""
     notebooks = _release(course, assignment)
     replacements = {p.stem: p.read_text() for p in folder.glob("*.py")}
+    solutions = {grade_id(cell): MARKER.sub("", cell.source)
+                 for p in _notebooks(course / "solutions" / assignment).values()
+                 for cell in nbformat.read(p, as_version=4).cells
+                 if cell.metadata.get("nbgrader", {}).get("solution")}
     used = set()
     for nb in notebooks.values():
         for cell in nb.cells:
             if grade_id(cell) in replacements:
                 cell.source = replacements[grade_id(cell)]
                 used.add(grade_id(cell))
+            elif cell.metadata.get("nbgrader", {}).get("solution"):
+                cell.source = solutions[grade_id(cell)]
     assert used == set(replacements), f"{folder}: no solution cell for {set(replacements) - used}"
     return notebooks
 

@@ -1,10 +1,11 @@
 """The nbgrader round trip, for every assignment in solutions/.
 
 In a temporary course directory: regenerate the student release and compare it with the
-committed notebooks/; check the release leaks no solution or hidden test; autograde the
-instructor solution (full marks), the untouched release (zero) and crafted submissions from
-tests/submissions/ (each with the scores its expected.json states; one that hard-codes the
-visible tests' answers must pass them and still get zero).
+committed notebooks/; check the release leaks no solution or hidden test; grade, with
+`cvcourse grade` (nbgrader's autograde with each kernel in a sandbox), the instructor solution
+(full marks), the untouched release (zero) and crafted submissions from tests/submissions/ (each
+with the scores its expected.json states; one that hard-codes the visible tests' answers must
+pass them and still get zero).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _notebooks(folder: Path) -> dict[str, Path]:
 
 
 def _submit(course: Path, assignment: str, student: str, notebooks: dict[str, nbformat.NotebookNode]):
-    folder = course / "submitted" / student / assignment
+    folder = course / "submissions" / student / assignment
     folder.mkdir(parents=True)
     for name, nb in notebooks.items():
         nbformat.write(nb, folder / name)
@@ -97,7 +98,8 @@ def course(request, tmp_path_factory):
 
 @pytest.fixture(scope="class")
 def graded(course):
-    """Autograde every submission of the assignment in one nbgrader run; return the gradebook."""
+    """Grade every submission of the assignment with the instructor's command, ``cvcourse grade``
+    (each in its own sandbox); return the gradebook it wrote."""
     from nbgrader.api import Gradebook
 
     course, assignment = course
@@ -107,8 +109,14 @@ def graded(course):
     _submit(course, assignment, "blank", _release(course, assignment))
     for folder in crafted:
         _submit(course, assignment, folder.name, _crafted(course, assignment, folder))
-    nbgrader(course, "autograde", assignment, "--force")
-    gradebook = Gradebook(f"sqlite:///{course / 'gradebook.db'}")
+    result = subprocess.run([sys.executable, "-m", "cvcourse", "grade", assignment, str(course / "submissions"),
+                             "--course", str(course), "--out", str(course / "graded"), "--jobs", "1"],
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, f"cvcourse grade failed:\n{result.stdout}\n{result.stderr}"
+    report = json.loads((course / "graded" / "report.json").read_text())
+    flagged = {s: r["flags"] for s, r in report["students"].items() if r["review"] or r["status"] != "graded"}
+    assert not flagged, f"honest submissions must be graded without review flags: {flagged}"
+    gradebook = Gradebook(f"sqlite:///{course / 'graded' / 'gradebook.db'}", "cv-fundamentals")
     yield gradebook, assignment, [f.name for f in crafted]
     gradebook.close()
 

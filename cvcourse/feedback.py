@@ -1,0 +1,111 @@
+"""Feedback pages handed back to students: static HTML, built only from escaped text.
+
+Nothing from the submission is passed through as HTML: sources and text outputs are escaped,
+images are re-encoded base64 PNG/JPEG checked by their magic bytes, and the page carries no
+script at all. Hidden tests are never shown: their regions are replaced by a comment, and from
+the first cell that holds hidden tests on, outputs are not shown (code running after a hidden
+test could have captured it); those cells show only pass or fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import html
+import re
+
+__all__ = ["render", "summary_page"]
+
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n?", re.S)
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;white-space:pre-wrap}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}.ok{color:#1a7f37}.fail{color:#cf222e}
+.out{border-left:3px solid #ccc;margin-left:.5rem}img{max-width:100%}"""
+
+
+def _page(title: str, body: list[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+            "style-src 'unsafe-inline'\">"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _reason(reason: str, hidden: bool) -> str:
+    """The failure reason shown to a student; an exception name only when it is a builtin one."""
+    name = reason.split(" ", 1)[0]
+    if hidden and not isinstance(getattr(builtins, name, None), type):
+        return "failed"
+    return reason
+
+
+def _score_table(outcome: dict, hidden_ids: set[str]) -> list[str]:
+    rows = ["<table><tr><th>test</th><th>points</th><th>result</th></tr>"]
+    for gid, (points, maximum) in outcome["scores"].items():
+        reason = outcome["failed"].get(gid)
+        result = ('<span class="ok">passed</span>' if reason is None else
+                  f'<span class="fail">{html.escape(_reason(reason, gid in hidden_ids))}</span>')
+        rows.append(f"<tr><td>{html.escape(gid)}</td><td>{points:g} / {maximum:g}</td><td>{result}</td></tr>")
+    total = sum(p for p, _ in outcome["scores"].values())
+    maximum = sum(m for _, m in outcome["scores"].values())
+    return [f"<h2>Score: {total:g} / {maximum:g}</h2>", *rows, "</table>"]
+
+
+def _output(out) -> str:
+    kind = out.get("output_type")
+    if kind == "stream":
+        return f'<pre class="out">{html.escape(out.get("text", ""))}</pre>'
+    if kind == "error":
+        text = ANSI.sub("", "\n".join(out.get("traceback", [])) or f"{out.get('ename')}: {out.get('evalue')}")
+        return f'<pre class="out">{html.escape(text)}</pre>'
+    data = out.get("data", {})
+    for mime, magic in _MAGIC.items():
+        if isinstance(data.get(mime), str):
+            try:
+                raw = base64.b64decode(data[mime], validate=False)
+            except (binascii.Error, ValueError):
+                continue
+            if raw.startswith(magic):
+                return f'<img alt="figure" src="data:{mime};base64,{base64.b64encode(raw).decode()}">'
+    if isinstance(data.get("text/plain"), str):
+        return f'<pre class="out">{html.escape(data["text/plain"])}</pre>'
+    return ""
+
+
+def render(nb, outcome: dict, probes: list[int], title: str) -> str:
+    """Feedback page for one executed, scored notebook (see the module docstring for the rules)."""
+    hidden_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells if HIDDEN.search(c.source)}
+    body = [f"<h1>{html.escape(title)}</h1>", *_score_table(outcome, hidden_ids)]
+    seen_hidden = False
+    for i, cell in enumerate(nb.cells):
+        if i in probes:
+            continue
+        seen_hidden = seen_hidden or bool(HIDDEN.search(cell.source))
+        source = HIDDEN.sub("# (hidden tests run here; they are not shown)\n", cell.source)
+        body.append(f"<pre>{html.escape(source)}</pre>")
+        if cell.cell_type != "code":
+            continue
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in outcome["scores"]:
+            reason = outcome["failed"].get(gid)
+            body.append('<p class="ok">passed</p>' if reason is None else
+                        f'<p class="fail">{html.escape(_reason(reason, gid in hidden_ids))}</p>')
+        if not seen_hidden:
+            body += [_output(out) for out in cell.get("outputs", [])]
+    return _page(title, body)
+
+
+def summary_page(result: dict, assignment: str) -> str:
+    """Feedback for a submission without an executed notebook (missing, malformed, crashed, killed)."""
+    body = [f"<h1>{html.escape(assignment)} / {html.escape(result['student'])}</h1>",
+            f"<p>Status: {html.escape(result['status'])}</p>", "<ul>"]
+    crashed = ["your code stopped the kernel (a crash, or a memory or CPU limit was reached)"] if result["crashed"] else []
+    body += [f"<li>{html.escape(line)}</li>" for line in
+             result["timeouts"] + crashed + result["malformed"] + result["notes"]]
+    body.append("</ul>")
+    for nb in result["notebooks"].values():
+        body += _score_table(nb, set(nb["scores"]))
+    return _page(f"{assignment} feedback", body)

@@ -1,0 +1,326 @@
+"""``cvcourse grade``: autograde a folder of untrusted submissions, each in its own sandbox.
+
+Layout of ``SUBMISSIONS_DIR``: one folder per student, holding the notebook(s) directly or in a
+sub-folder named after the assignment (nbgrader's ``submitted/STUDENT/ASSIGNMENT``).
+
+What is written to ``OUT`` (default ``graded/ASSIGNMENT``)::
+
+    gradebook.db            nbgrader gradebook (assignment, students, every graded cell's score)
+    grades.csv              one row per student: status, total, every graded cell, review reasons
+    report.md, report.json  every submission that timed out, crashed, was malformed or was flagged
+    feedback/STUDENT/*.html feedback to hand back (sanitized; no hidden test, no student HTML/JS)
+    results/STUDENT.json    the finished result of each student; a re-run resumes from these
+
+Each student is graded in a forked worker: the submission is rebuilt from the release
+(:mod:`cvcourse.integrity`), probes are added (:mod:`cvcourse.execute`), and nbgrader's
+``Autograde`` runs it in a private course directory whose kernel is started in the sandbox
+(:mod:`cvcourse.sandbox`). The main process alone writes ``OUT``; it records a student only after
+the gradebook commit, so a crash loses at most the submissions in flight.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+from traitlets.config import Config
+
+from . import feedback, integrity
+from .execute import FAILURES, SandboxedExecute, add_probes, score
+from .results import atomic_write, finish, max_scores, record, report
+from .sandbox import Limits, kernel_argv
+
+__all__ = ["Batch", "grade"]
+
+KERNEL = "cvcourse-sandbox"
+VERSION = "1"  # bump when grading rules change: finished results are then graded again
+
+
+@dataclass
+class Batch:
+    """One grading run: ``assignment`` of the course at ``course``, submissions, output folder."""
+
+    course: Path
+    assignment: str
+    submissions: Path
+    out: Path
+    limits: Limits = field(default_factory=Limits)
+    jobs: int = 1
+    gpu: bool = False
+    unsafe: bool = False
+    force: bool = False
+
+
+def _course_config(course: Path) -> Config:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    if not (course / "nbgrader_config.py").is_file():
+        return Config()
+    return PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+
+
+def _nbgrader_config(root: Path, course_id: str, **sections) -> Config:
+    cfg = Config()
+    cfg.CourseDirectory.root = str(root)
+    cfg.CourseDirectory.course_id = course_id
+    cfg.CourseDirectory.source_directory = "source"
+    cfg.CourseDirectory.release_directory = "release"
+    cfg.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    cfg.ClearOutput.enabled = True
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(cfg[section], key, value)
+    return cfg
+
+
+def _quiet(app) -> None:
+    app.log.handlers[:] = []
+    app.log.addHandler(__import__("logging").StreamHandler(io.StringIO()))
+
+
+def _template(batch: Batch, course_id: str) -> tuple[Path, str]:
+    """Generate the release and a student-free gradebook from solutions/; return (dir, hash)."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+
+    source = batch.course / "solutions" / batch.assignment
+    if not source.is_dir():
+        raise FileNotFoundError(f"assignment {batch.assignment!r}: no folder {source}")
+    template = batch.out / ".template"
+    shutil.rmtree(template, ignore_errors=True)
+    shutil.copytree(source, template / "source" / batch.assignment)
+    cfg = _nbgrader_config(template, course_id)
+    coursedir = CourseDirectory(config=cfg)
+    coursedir.assignment_id = batch.assignment
+    app = GenerateAssignment(coursedir=coursedir, config=cfg)
+    _quiet(app)
+    app.force = True
+    app.start()
+    digest = hashlib.sha256(VERSION.encode())
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes())
+    digest.update(json.dumps(asdict(batch.limits), sort_keys=True).encode() + bytes([batch.gpu, batch.unsafe]))
+    return template, digest.hexdigest()
+
+
+def _submission_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+# -- one student, in a forked worker ---------------------------------------------------------------
+
+def _die_with_parent() -> None:
+    os.setsid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folder: Path, work: Path) -> dict:
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    release_dir = template / "release" / batch.assignment
+    releases = {p.name: nbformat.read(p, as_version=4) for p in sorted(release_dir.glob("*.ipynb"))}
+    found, notes = integrity.find_notebooks(folder, list(releases))
+    result = {"student": student, "notes": notes, "flags": [], "notebooks": {}, "malformed": [], "crashed": [],
+              "timeouts": []}
+    runs = {}
+    nonce = secrets.token_hex(8)
+    for name, release in releases.items():
+        if name not in found:
+            continue
+        try:
+            cells = integrity.read_cells(found[name])
+        except integrity.Malformed as exc:
+            result["malformed"].append(str(exc))
+            continue
+        rebuilt = integrity.rebuild(release, cells)
+        notes += [f"{name}: {note}" for note in rebuilt.notes]
+        modules, names = integrity.protected_names(release)
+        for cell in rebuilt.notebook.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and (meta.get("solution") or not meta):
+                result["flags"] += [f"{name}: {reason}" for reason in integrity.scan(cell.source, modules, names)]
+        probes = add_probes(rebuilt.notebook, nonce)
+        submitted = work / "submitted" / student / batch.assignment / name
+        submitted.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(rebuilt.notebook, submitted)
+        runs[name] = (probes, rebuilt.deleted_tests)
+    if runs:
+        shutil.copy(template / "gradebook.db", work / "gradebook.db")
+        sockets = work / "ipc"
+        sockets.mkdir()
+        spec = work / "jupyter" / "kernels" / KERNEL
+        spec.mkdir(parents=True)
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": kernel_argv(sockets, batch.limits, gpu=batch.gpu, unsafe=batch.unsafe),
+            "display_name": "cvcourse sandbox", "language": "python", "interrupt_mode": "message"}))
+        os.environ.update(JUPYTER_PATH=str(work / "jupyter"), JUPYTER_RUNTIME_DIR=str(sockets))
+        cfg = _nbgrader_config(
+            work, course_id,
+            Autograde={"autograde_preprocessors": [SandboxedExecute] + _after_execute()},
+            SandboxedExecute={"kernel_name": KERNEL, "timeout": batch.limits.cell_timeout,
+                              "max_output_bytes": batch.limits.output_kb * 1024, "startup_timeout": 120},
+            KernelManager={"transport": "ipc", "ip": str(sockets / "kernel"),
+                           "connection_file": str(sockets / "kernel.json")})
+        coursedir = CourseDirectory(config=cfg)
+        coursedir.assignment_id, coursedir.student_id = batch.assignment, student
+        app = Autograde(coursedir=coursedir, config=cfg)
+        log = io.StringIO()
+        app.log.handlers[:] = []
+        app.log.addHandler(__import__("logging").StreamHandler(log))
+        app.force, app.create_student = True, True
+        try:
+            app.start()
+        except Exception:  # noqa: BLE001 - nbgrader reports per-notebook failures in its log
+            pass
+        failure = "\n".join(line for line in log.getvalue().splitlines() if "Error" in line or "died" in line)
+        for name, (probes, deleted) in runs.items():
+            graded = work / "autograded" / student / batch.assignment / name
+            if not graded.is_file():
+                if "timeout" in FAILURES:
+                    result["timeouts"].append(f"{name}: a cell ran past {batch.limits.cell_timeout} s and ignored "
+                                              "the interrupt: stopped")
+                else:
+                    why = "the kernel died" if "kernel died" in FAILURES else "nbgrader failed"
+                    result["crashed"].append(f"{name}: {why} ({failure[-300:] or 'no log'})")
+                FAILURES.clear()
+                continue
+            nb = nbformat.read(graded, as_version=4)
+            outcome = score(nb, probes, nonce, deleted)
+            if nb.metadata.get("cvcourse", {}).get("output_truncated"):
+                result["notes"].append(f"{name}: output beyond {batch.limits.output_kb} KiB was dropped")
+            result["flags"] += [f"{name}: {t}" for t in outcome["tampering"]]
+            result["timeouts"] += [f"{name}: a cell ran past {batch.limits.cell_timeout} s and was interrupted"
+                                   for c in nb.cells if any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", []))]
+            result["notebooks"][name] = {"scores": outcome["scores"], "failed": outcome["failed"]}
+            (work / "feedback").mkdir(exist_ok=True)
+            (work / "feedback" / name.replace(".ipynb", ".html")).write_text(
+                feedback.render(nb, outcome, probes, title=f"{batch.assignment} / {name} / {student}"))
+    return result
+
+
+def _after_execute() -> list:
+    from nbgrader.preprocessors import CheckCellMetadata, IgnorePattern, LimitOutput
+
+    return [IgnorePattern, LimitOutput, CheckCellMetadata]
+
+
+def _worker(batch, template, course_id, student, folder, work) -> None:
+    """Forked child: grade one student, write work/result.json, exit."""
+    _die_with_parent()
+    code = 0
+    try:
+        log = os.open(work / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log, 1), os.dup2(log, 2)
+        result = _grade_one(batch, template, course_id, student, folder, work)
+        atomic_write(work / "result.json", json.dumps(result))
+    except BaseException:  # noqa: BLE001 - the parent reports a worker without a result as crashed
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(code)
+
+
+# -- the batch, in the main process ------------------------------------------------------------------
+
+def _students(batch: Batch) -> tuple[dict[str, Path], list[dict]]:
+    if not batch.submissions.is_dir():
+        raise FileNotFoundError(f"submissions folder {batch.submissions} does not exist")
+    students, skipped = {}, []
+    for entry in sorted(batch.submissions.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink() or not entry.is_dir() or not integrity.STUDENT_ID.match(entry.name):
+            skipped.append({"student": entry.name, "status": "skipped",
+                            "notes": ["not a student folder (a plain folder named with letters, digits, . _ @ -)"]})
+            continue
+        inner = entry / batch.assignment
+        students[entry.name] = inner if inner.is_dir() and not inner.is_symlink() else entry
+    return students, skipped
+
+
+def grade(batch: Batch, progress=print) -> dict:
+    """Grade every submission; return the report (also written to ``batch.out``)."""
+    import multiprocessing
+
+    batch.out.mkdir(parents=True, exist_ok=True)
+    course_id = _course_config(batch.course).get("CourseDirectory", {}).get("course_id", "default_course")
+    template, source_hash = _template(batch, course_id)
+    maxima = max_scores(template, batch.assignment)
+    if not (batch.out / "gradebook.db").exists():
+        shutil.copy(template / "gradebook.db", batch.out / "gradebook.db")
+    students, skipped = _students(batch)
+    pending, resumed = [], []
+    for student, folder in students.items():
+        previous = batch.out / "results" / f"{student}.json"
+        digest = _submission_hash(folder)
+        if previous.is_file() and not batch.force:
+            old = json.loads(previous.read_text())
+            if old.get("submission_hash") == digest and old.get("source_hash") == source_hash:
+                resumed.append(student)
+                continue
+        pending.append((student, folder, digest))
+    progress(f"{batch.assignment}: {len(pending)} to grade, {len(resumed)} already graded, {batch.jobs} at a time"
+             + (" -- UNSAFE: no sandbox" if batch.unsafe else ""))
+    ctx = multiprocessing.get_context("fork")
+    running: dict = {}
+    timings = {}
+    while pending or running:
+        while pending and len(running) < batch.jobs:
+            student, folder, digest = pending.pop(0)
+            work = batch.out / ".work" / student
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            proc = ctx.Process(target=_worker, args=(batch, template, course_id, student, folder, work))
+            proc.start()
+            running[student] = (proc, work, digest, time.monotonic())
+        time.sleep(0.05)
+        for student, (proc, work, digest, start) in list(running.items()):
+            killed = None
+            if proc.is_alive():
+                if time.monotonic() - start < batch.limits.wall:
+                    continue
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                killed = f"killed after the wall-clock limit of {batch.limits.wall} s"
+            proc.join()
+            del running[student]
+            timings[student] = time.monotonic() - start
+            path = work / "result.json"
+            if path.is_file() and not killed:
+                result = json.loads(path.read_text())
+            else:
+                log = (work / "worker.log").read_text(errors="replace")[-500:] if (work / "worker.log").exists() else ""
+                result = {"student": student, "crashed": [] if killed else [f"the grading worker failed: {log}"]}
+            result.update(submission_hash=digest, source_hash=source_hash, course_id=course_id,
+                          seconds=round(timings[student], 1))
+            result = finish(result, maxima, killed)
+            record(batch, result, work)
+            progress(f"  {student}: {result['status']}, {result['score']:g}/{result['max_score']:g}"
+                     + (" (review)" if result["review"] else ""))
+    shutil.rmtree(batch.out / ".work", ignore_errors=True)
+    return report(batch, students, skipped, resumed)

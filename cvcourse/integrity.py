@@ -1,0 +1,257 @@
+"""Reading a submission and rebuilding it from the source: the student controls only their code.
+
+:func:`find_notebooks` matches the files of a submission folder with the release's notebooks
+(renamed, missing, extra and malformed files are reported). :func:`rebuild` makes the notebook
+that is graded: every cell nbgrader tracks comes from the release in the release's order and with
+its metadata; a solution cell takes only the *source* of the student's cell with the same
+``grade_id``; the student's own untracked cells (scratch work) keep their place. :func:`scan`
+flags code that reaches for the grader's machinery.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["Malformed", "Rebuilt", "find_notebooks", "protected_names", "read_cells", "rebuild", "scan"]
+
+MAX_NOTEBOOK_BYTES = 20 << 20
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+class Malformed(ValueError):
+    """A submitted file that cannot be read as a notebook."""
+
+
+def _nbgrader(cell) -> dict:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def find_notebooks(folder: Path, expected: list[str]) -> tuple[dict[str, Path], list[str]]:
+    """Match the ``.ipynb`` files in ``folder`` with the ``expected`` notebook names.
+
+    Returns ``{expected name: path}`` for the notebooks found and a list of notes (renamed,
+    missing, extra files). One unexpected notebook where exactly one is missing is taken as a
+    rename. Symbolic links are never followed.
+    """
+    notes, found = [], {}
+    files = sorted(p for p in folder.rglob("*") if ".ipynb_checkpoints" not in p.parts and not p.is_dir())
+    notebooks = []
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            notes.append(f"ignored symbolic link {rel}")
+        elif path.suffix == ".ipynb" and path.parent == folder:
+            notebooks.append(path)
+        else:
+            notes.append(f"ignored extra file {rel}")
+    unknown = []
+    for path in notebooks:
+        (found.__setitem__(path.name, path) if path.name in expected else unknown.append(path))
+    missing = [name for name in expected if name not in found]
+    if len(missing) == 1 and len(unknown) == 1:
+        notes.append(f"renamed: graded {unknown[0].name} as {missing[0]}")
+        found[missing[0]] = unknown.pop()
+        missing = []
+    notes += [f"missing notebook {name} (graded zero)" for name in missing]
+    notes += [f"ignored extra notebook {p.name}" for p in unknown]
+    return found, notes
+
+
+def read_cells(path: Path) -> list[dict]:
+    """The cells of a submitted notebook as ``{"cell_type", "source", "metadata"}`` dicts.
+
+    Only what grading needs is read; outputs are ignored. Raises :class:`Malformed` naming the
+    problem (not JSON, not a notebook, too large, a cell without a source).
+    """
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise Malformed(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Malformed(f"{path.name} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
+        raise Malformed(f"{path.name} is not a Jupyter notebook (no 'nbformat' number)")
+    if raw["nbformat"] < 4:
+        try:
+            raw = nbformat.convert(nbformat.from_dict(raw), 4)
+        except Exception as exc:  # noqa: BLE001 - any failure means the same thing here
+            raise Malformed(f"{path.name}: cannot convert nbformat {raw['nbformat']} notebook: {exc}") from None
+    cells = raw.get("cells")
+    if not isinstance(cells, list):
+        raise Malformed(f"{path.name} has no list of cells")
+    out = []
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            raise Malformed(f"{path.name}: cell {i} is not a code, markdown or raw cell")
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(s, str) for s in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            raise Malformed(f"{path.name}: cell {i} has no text source")
+        metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+        out.append({"cell_type": cell["cell_type"], "source": source, "metadata": metadata})
+    return out
+
+
+@dataclass
+class Rebuilt:
+    """The notebook to grade, with what was changed to make it.
+
+    ``deleted_tests``: grade_ids of graded cells the student deleted (re-added, graded zero).
+    ``notes``: one line per repair, for the report.
+    """
+
+    notebook: nbformat.NotebookNode
+    deleted_tests: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def rebuild(release: nbformat.NotebookNode, cells: list[dict]) -> Rebuilt:
+    """Rebuild a submission from the ``release`` notebook and the student's ``cells``."""
+    known = {_nbgrader(c).get("grade_id"): c for c in release.cells if _nbgrader(c).get("grade_id")}
+    by_id: dict[str, list[dict]] = {}
+    anchored: dict[str | None, list[dict]] = {None: []}
+    anchor = None
+    notes = []
+    for cell in cells:
+        gid = _nbgrader(cell).get("grade_id")
+        if gid in known:
+            by_id.setdefault(gid, []).append(cell)
+            anchor = gid
+        else:
+            if gid is not None:
+                notes.append(f"removed nbgrader metadata from an unknown cell {gid!r}")
+            scratch = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
+                       "raw": nbformat.v4.new_raw_cell}[cell["cell_type"]](cell["source"])
+            anchored.setdefault(anchor, []).append(scratch)
+    result = Rebuilt(copy.deepcopy(release))
+    new_cells = list(anchored[None])
+    for cell in release.cells:
+        meta = _nbgrader(cell)
+        gid = meta.get("grade_id")
+        if gid is None:
+            continue  # the release's untracked cells are the student's to change: theirs are kept
+        mine = by_id.get(gid, [])
+        canonical = copy.deepcopy(cell)
+        if len(mine) > 1:
+            notes.append(f"cell {gid!r} appears {len(mine)} times: the first was graded")
+        if meta.get("solution"):
+            if mine:
+                canonical.source = mine[0]["source"]
+                if mine[0]["cell_type"] != cell.cell_type:
+                    notes.append(f"cell {gid!r} was changed to {mine[0]['cell_type']}: restored as {cell.cell_type}")
+            else:
+                notes.append(f"solution cell {gid!r} was deleted: re-added empty")
+        elif not mine:
+            notes.append(f"cell {gid!r} was deleted: re-added" + (", graded zero" if meta.get("grade") else ""))
+            if meta.get("grade"):
+                result.deleted_tests.append(gid)
+        elif (mine[0]["source"] != cell.source or mine[0]["cell_type"] != cell.cell_type
+              or _nbgrader(mine[0]) != meta):
+            notes.append(f"cell {gid!r} was changed: restored from the release")
+        new_cells.append(canonical)
+        new_cells += anchored.get(gid, [])
+    for cell in new_cells:
+        cell.pop("outputs", None) if cell.cell_type != "code" else cell.update(outputs=[], execution_count=None)
+    result.notebook.cells = new_cells
+    result.notes = notes
+    return result
+
+
+# What honest solutions to these assignments never need: the grader's machinery, the
+# interpreter's hooks, and ways to patch code that the tests call.
+_SUSPECT_NAMES = {
+    "get_ipython", "IPython", "ipykernel", "jupyter_client", "zmq", "builtins", "__builtins__",
+    "inspect", "gc", "ctypes", "In", "Out", "_ih", "_oh", "_i", "_ii", "_iii", "__import__",
+    "importlib", "exec", "eval", "compile", "setattr", "delattr", "globals", "vars", "signal",
+    "faulthandler", "atexit", "subprocess", "socket", "urllib", "http", "requests", "pty", "multiprocessing",
+}
+_SUSPECT_ATTRS = {
+    "excepthook", "displayhook", "settrace", "setprofile", "_getframe", "history_manager", "set_custom_exc",
+    "showtraceback", "custom_exceptions", "__code__", "__globals__", "__builtins__", "f_back", "f_globals",
+    "f_locals", "_exit", "kill", "system", "popen", "fork", "__class__", "__dict__", "__subclasses__",
+}
+_SYS_HARMLESS = {"float_info", "int_info", "maxsize", "version", "version_info", "platform", "byteorder",
+                 "getsizeof", "getrecursionlimit", "setrecursionlimit", "float_repr_style", "hash_info", "stdout", "stderr"}
+_COMPARISON_DUNDERS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__float__",
+                       "__int__", "__index__", "__abs__", "__sub__", "__rsub__", "__len__", "__contains__",
+                       "__instancecheck__", "__getattr__", "__getattribute__", "__array__", "__torch_function__"}
+_SECRET_WORDS = ("ipynb", "gradebook", "solutions/", "hidden test", "nbgrader", "/proc", "/etc/")
+
+
+def scan(source: str, modules: set[str], names: set[str]) -> list[str]:
+    """Reasons to review a student code cell (empty when it looks like an ordinary solution).
+
+    ``modules``: modules the release's locked and test cells import (assigning to their
+    attributes is flagged anywhere, rebinding them at top level too); ``names``: the helper functions
+    and classes those cells define (rebinding one at top level is flagged).
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []  # it fails to run; its tests fail on their own
+    reasons = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in _SUSPECT_NAMES:
+            reasons.add(f"uses {node.id}")
+        elif isinstance(node, ast.Attribute) and node.attr in _SUSPECT_ATTRS:
+            reasons.add(f"uses .{node.attr}")
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "sys"
+              and node.attr not in _SYS_HARMLESS):
+            reasons.add(f"uses sys.{node.attr}")
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            root = node
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in modules:
+                reasons.add(f"assigns to {ast.unparse(node)}")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            imported = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+            reasons.update(f"imports {m}" for m in filter(None, imported) if m.split(".")[0] in _SUSPECT_NAMES)
+            if isinstance(node, ast.ImportFrom) and node.module == "sys":
+                reasons.update(f"uses sys.{a.name}" for a in node.names if a.name not in _SYS_HARMLESS)
+        elif isinstance(node, ast.ClassDef):
+            reasons.update(f"class {node.name} defines {item.name}" for item in node.body
+                           if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                           and item.name in _COMPARISON_DUNDERS)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if any(word in node.value.lower() for word in _SECRET_WORDS):
+                reasons.add(f"mentions {node.value[:40]!r}")
+    for node in tree.body:  # top-level rebinding of what the tests rely on
+        bound = []
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound = [node.name]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):  # a module re-imported under its name is fine
+            bound = [a.asname or a.name.split(".")[0] for a in node.names if (a.asname or a.name) in names]
+        reasons.update(f"rebinds {name}" for name in bound if name in modules | names)
+    return sorted(reasons)
+
+
+def protected_names(release: nbformat.NotebookNode) -> tuple[set[str], set[str]]:
+    """(modules imported, functions and classes defined) at top level by the release's locked and test cells."""
+    modules, names = set(), set()
+    for cell in release.cells:
+        meta = _nbgrader(cell)
+        if cell.cell_type != "code" or meta.get("solution") or not (meta.get("locked") or meta.get("grade")):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules.update((a.asname or a.name.split(".")[0]) for a in node.names)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)  # test data variables are re-assigned by the tests; helpers are not
+    return modules, names

@@ -1,0 +1,133 @@
+"""What ``cvcourse grade`` writes: the gradebook, feedback, result files, grades.csv and the report.
+
+Only the main process calls these, one student at a time: the gradebook is committed first,
+the result file renamed into place last, so a crash in between is graded again on the next run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nbformat
+
+from . import feedback
+
+if TYPE_CHECKING:
+    from .grade import Batch
+
+__all__ = ["atomic_write", "finish", "max_scores", "record", "report"]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def max_scores(template: Path, assignment: str) -> dict[str, dict[str, float]]:
+    out = {}
+    for path in sorted((template / "source" / assignment).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        out[path.name] = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"].get("points", 0))
+                          for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    return out
+
+
+def finish(result: dict, maxima: dict, killed: str | None) -> dict:
+    """Fill in a result: zeros where nothing was graded, a status, totals."""
+    result.setdefault("notes", []), result.setdefault("flags", []), result.setdefault("timeouts", [])
+    result.setdefault("malformed", []), result.setdefault("crashed", []), result.setdefault("notebooks", {})
+    if killed:
+        result["timeouts"].append(killed)
+    for name, cells in maxima.items():
+        if name not in result["notebooks"]:
+            result["notebooks"][name] = {"scores": {gid: (0.0, pts) for gid, pts in cells.items()},
+                                         "failed": {gid: "not graded" for gid in cells}}
+    result["score"] = sum(s for nb in result["notebooks"].values() for s, _ in nb["scores"].values())
+    result["max_score"] = sum(m for nb in result["notebooks"].values() for _, m in nb["scores"].values())
+    graded_any = any(s for nb in result["notebooks"].values() for s, _ in nb["scores"].values())
+    result["status"] = ("timed out" if killed or (result["timeouts"] and not result["crashed"]) else
+                        "crashed" if result["crashed"] else
+                        "malformed" if result["malformed"] and not graded_any else
+                        "missing" if any(n.startswith("missing notebook") for n in result["notes"]) and not graded_any
+                        else "graded")
+    # Flagged: the tests' points are kept as the automatic score, but the grade is 0 until reviewed.
+    result["review"] = bool(result["flags"])
+    result["auto_score"] = result["score"]
+    if result["review"]:
+        result["score"] = 0.0
+    return result
+
+
+def record(batch: Batch, result: dict, work: Path) -> None:
+    """Write one finished student: gradebook first, then feedback, then the result file."""
+    from nbgrader.api import Gradebook
+
+    student = result["student"]
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{batch.out / 'gradebook.db'}", result["course_id"]) as gb:
+        warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(batch.assignment, student)
+        for name, nb in result["notebooks"].items():
+            for gid, (points, _) in nb["scores"].items():
+                grade = gb.find_grade(gid, name.removesuffix(".ipynb"), batch.assignment, student)
+                grade.auto_score = points
+                grade.manual_score = 0.0 if result["review"] else None  # pending review: no marks yet
+                grade.needs_manual_grade = result["review"]
+        gb.db.commit()
+    target = batch.out / "feedback" / student
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for path in sorted((work / "feedback").glob("*.html")) if (work / "feedback").is_dir() else []:
+        shutil.copy(path, target / path.name)
+    if not any(target.iterdir()):
+        (target / "feedback.html").write_text(feedback.summary_page(result, batch.assignment))
+    atomic_write(batch.out / "results" / f"{student}.json", json.dumps(result, indent=1, sort_keys=True))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def report(batch: Batch, students: dict, skipped: list, resumed: list) -> dict:
+    results = [json.loads((batch.out / "results" / f"{s}.json").read_text()) for s in students]
+    cells = [(name, gid) for r in results[:1] for name, nb in sorted(r["notebooks"].items()) for gid in nb["scores"]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", "status", "score", "max_score", "auto_score", *[gid for _, gid in cells], "review"])
+    for r in results:
+        writer.writerow([r["student"], r["status"], f"{r['score']:g}", f"{r['max_score']:g}", f"{r['auto_score']:g}",
+                         *[f"{r['notebooks'][n]['scores'][g][0]:g}" for n, g in cells], "; ".join(r["flags"])])
+    atomic_write(batch.out / "grades.csv", buffer.getvalue())
+    report = {"assignment": batch.assignment, "sandbox": not batch.unsafe, "resumed": resumed,
+              "students": {r["student"]: {k: r[k] for k in ("status", "score", "max_score", "auto_score", "review", "flags",
+                                                            "notes", "timeouts", "crashed", "malformed", "seconds")
+                                          if k in r} | {"cells": {g: r["notebooks"][n]["scores"][g][0] for n, g in cells}}
+                           for r in results},
+              "skipped": skipped}
+    atomic_write(batch.out / "report.json", json.dumps(report, indent=1, sort_keys=True))
+    lines = [f"# Grading report: {batch.assignment}", "",
+             "Sandbox: " + ("bubblewrap" if not batch.unsafe else "**NONE (--unsafe-no-sandbox)**"), ""]
+    for title, test in (("Timed out", lambda r: r["status"] == "timed out"),
+                        ("Crashed", lambda r: r["status"] == "crashed"),
+                        ("Missing notebook", lambda r: r["status"] == "missing"),
+                        ("Malformed (a notebook could not be read)", lambda r: r["malformed"]),
+                        ("Flagged for review (graded 0 until reviewed; the tests gave the automatic score)",
+                         lambda r: r["review"]),
+                        ("Repaired (cells restored, files renamed or ignored)", lambda r: r["notes"])):
+        hits = [r for r in results if test(r)]
+        lines += [f"## {title}: {len(hits)}", ""]
+        for r in hits:
+            details = r["timeouts"] + r["crashed"] + r["malformed"] + r["flags"] + r["notes"]
+            lines.append(f"* `{r['student']}` ({r['score']:g}/{r['max_score']:g}, automatic {r['auto_score']:g}): "
+                         + "; ".join(details))
+        lines.append("")
+    if skipped:
+        lines += [f"## Skipped: {len(skipped)}", ""] + [f"* `{s['student']}`: {s['notes'][0]}" for s in skipped] + [""]
+    atomic_write(batch.out / "report.md", "\n".join(lines))
+    return report

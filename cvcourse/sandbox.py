@@ -1,0 +1,151 @@
+"""The sandbox a student's kernel runs in: bubblewrap namespaces plus resource limits.
+
+Only the kernel (the process that runs student code) is sandboxed. nbgrader, the gradebook and
+the hidden tests stay in the grading process outside; the kernel receives one cell at a time over
+Unix sockets in a per-submission directory, the only host directory it can see.
+
+What the kernel sees (:func:`kernel_argv`):
+
+* read-only: the system (``/usr`` and the library links), the Python installation and virtual
+  environment, the packages named in ``Limits.packages`` (``cvlib``), a few files of ``/etc``;
+* writable: a fresh size-limited ``tmpfs`` at ``/tmp`` (cwd ``/tmp/work``, ``HOME=/tmp/home``),
+  gone when the kernel exits; the socket directory of its own submission;
+* nothing else: not the course (``solutions/``, the gradebook, other submissions), no network
+  (own network namespace with only a down loopback), own PID namespace, no capabilities,
+  a cleared environment.
+
+Limits (``prlimit``): CPU seconds, data-segment size (memory), file size, open files, no core
+dumps. Wall-clock and output limits are enforced by the grading process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Limits", "SandboxUnavailable", "check_bwrap", "kernel_argv"]
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one submission.
+
+    cell_timeout: seconds one cell may run before it is interrupted (nbclient's timeout).
+    wall: seconds the whole submission may take (kernel start to feedback) before it is killed.
+    cpu: CPU seconds of the kernel process (SIGKILL when spent).
+    memory_mb: data-segment limit of the kernel (RLIMIT_DATA: heap and anonymous mappings).
+    output_kb: total text/image output kept per notebook; beyond it outputs are dropped and the
+        submission is flagged.
+    scratch_mb: size of the writable scratch tmpfs; file_mb: largest file the kernel may write.
+    """
+
+    cell_timeout: int = 120
+    wall: int = 900
+    cpu: int = 600
+    memory_mb: int = 4096
+    output_kb: int = 1024
+    scratch_mb: int = 256
+    file_mb: int = 64
+    packages: tuple[str, ...] = ("cvlib",)
+    env: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("cell_timeout", "wall", "cpu", "memory_mb", "output_kb", "scratch_mb", "file_mb"):
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ValueError(f"Limits.{name} must be a positive int, got {value!r}")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot create namespaces here."""
+
+
+def check_bwrap() -> str:
+    """Path of a working ``bwrap``; raise :class:`SandboxUnavailable` saying why otherwise."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed: `sudo apt-get install bubblewrap`")
+    probe = subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "--", "true"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        raise SandboxUnavailable(f"bubblewrap cannot create a sandbox here: {probe.stderr.strip()}")
+    return bwrap
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / top
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    # Only what the dynamic loader and Python need from /etc: no passwd/shadow, no host config.
+    for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts"):
+        path = Path("/etc") / name
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def _python_binds(packages) -> list[str]:
+    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix)}
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise SandboxUnavailable(f"package {name!r} (to be visible in the sandbox) is not importable")
+        roots.update(Path(p) for p in spec.submodule_search_locations)
+    args = []
+    for root in sorted(roots, key=lambda p: len(str(p))):
+        if not str(root).startswith("/usr/"):
+            args += ["--ro-bind", str(root), str(root)]
+    return args
+
+
+def _gpu_binds() -> list[str]:
+    devices = sorted(Path("/dev").glob("nvidia*")) + sorted(Path("/dev").glob("dri"))
+    if not devices:
+        raise SandboxUnavailable("--gpu was given but this host has no /dev/nvidia* devices")
+    args = []
+    for dev in devices:
+        args += ["--dev-bind", str(dev), str(dev)]
+    args += ["--ro-bind", "/sys", "/sys"]
+    if Path("/proc/driver/nvidia").exists():
+        args += ["--ro-bind", "/proc/driver/nvidia", "/proc/driver/nvidia"]
+    return args
+
+
+def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: bool = False) -> list[str]:
+    """The kernelspec ``argv`` that starts an IPython kernel for one submission.
+
+    ``socket_dir`` holds the connection file and the kernel's Unix sockets; it is the only host
+    directory bound into the sandbox. With ``unsafe=True`` the kernel runs without bubblewrap
+    (limits still apply), for hosts without user namespaces; the caller must say so loudly.
+    """
+    rlimits = ["prlimit", f"--cpu={limits.cpu}", f"--data={limits.memory_mb * MiB}",
+               f"--fsize={limits.file_mb * MiB}", "--nofile=1024", "--core=0", "--"]
+    python = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    if unsafe:
+        return rlimits + python
+    home = "/tmp/home"
+    env = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.config/matplotlib", "XDG_CACHE_HOME": f"{home}/.cache",
+           "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", **limits.env}
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
+    argv = [check_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--clearenv", "--proc", "/proc", "--dev", "/dev",
+            "--size", str(limits.scratch_mb * MiB), "--tmpfs", "/tmp", "--dir", home, "--dir", "/tmp/work",
+            "--size", str(64 * MiB), "--tmpfs", "/dev/shm",
+            *_system_binds(), *_python_binds(limits.packages), *(_gpu_binds() if gpu else []),
+            "--bind", str(socket_dir), str(socket_dir), "--remount-ro", "/", "--chdir", "/tmp/work"]
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    return rlimits + argv + ["--"] + python

@@ -1,0 +1,227 @@
+"""Unit tests of the grader's parts (no kernel): reading and rebuilding submissions, the review
+scan, scoring, feedback pages, the sandbox's command line. The whole grader runs in
+test_sandbox.py and test_grading.py."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nbformat
+import pytest
+
+from conftest import REPO
+from cvcourse import feedback, integrity
+from cvcourse.execute import add_probes, score
+from cvcourse.sandbox import Limits, kernel_argv
+
+RELEASE = nbformat.read(REPO / "notebooks" / "01_topk" / "01_topk.ipynb", as_version=4)
+MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.M)
+
+
+def gid(cell):
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def cells_of(nb):
+    return [{"cell_type": c.cell_type, "source": c.source, "metadata": dict(c.metadata)} for c in nb.cells]
+
+
+# -- finding and reading notebooks -------------------------------------------------------------------
+
+def test_find_notebooks_reports_rename_extra_missing_and_symlinks(tmp_path):
+    (tmp_path / "a-Copy1.ipynb").write_text("{}")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "link.ipynb").symlink_to(tmp_path / "notes.txt")
+    found, notes = integrity.find_notebooks(tmp_path, ["a.ipynb"])
+    assert found == {"a.ipynb": tmp_path / "a-Copy1.ipynb"}
+    assert any("renamed" in n for n in notes) and any("notes.txt" in n for n in notes)
+    assert any("symbolic link link.ipynb" in n for n in notes)
+    found, notes = integrity.find_notebooks(tmp_path, ["a.ipynb", "b.ipynb"])
+    assert found == {} and any("missing notebook a.ipynb" in n for n in notes)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{not json", "not valid JSON"), (b"[1, 2]", "not a Jupyter notebook"), (b"\xff\xfe", "not valid JSON"),
+    (b'{"nbformat": 4, "cells": {}}', "no list of cells"),
+    (b'{"nbformat": 4, "cells": [{"cell_type": "code", "source": 3}]}', "cell 0 has no text source"),
+    (b'{"nbformat": 4, "cells": [{"cell_type": "widget"}]}', "cell 0 is not a code"),
+])
+def test_read_cells_names_what_is_malformed(tmp_path, content, message):
+    path = tmp_path / "a.ipynb"
+    path.write_bytes(content)
+    with pytest.raises(integrity.Malformed, match=message):
+        integrity.read_cells(path)
+
+
+def test_read_cells_joins_list_sources(tmp_path):
+    path = tmp_path / "a.ipynb"
+    path.write_text(json.dumps({"nbformat": 4, "cells": [{"cell_type": "code", "source": ["a = 1\n", "b = 2"]}]}))
+    assert integrity.read_cells(path)[0]["source"] == "a = 1\nb = 2"
+
+
+# -- rebuilding ----------------------------------------------------------------------------------------
+
+def test_rebuild_keeps_only_the_students_code():
+    nb = nbformat.from_dict(json.loads(json.dumps(RELEASE)))
+    cells = cells_of(nb)
+    for cell in cells:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("solution"):
+            cell["source"] = "def topk_error(*a):\n    return 0.0\n"
+        elif meta.get("grade_id") == "test_values":
+            cell["source"], cell["metadata"]["nbgrader"]["points"] = "pass", 99
+        elif meta.get("grade_id") == "test_ties":
+            cell["cell_type"] = "markdown"
+    cells = [c for c in cells if c["metadata"].get("nbgrader", {}).get("grade_id") != "test_errors"]
+    cells.insert(0, {"cell_type": "code", "source": "helper = 1", "metadata": {"nbgrader": {"grade_id": "bonus"}}})
+    cells.append(dict(cells[-1]))  # a duplicated cell
+    rebuilt = integrity.rebuild(RELEASE, cells)
+    by_id = {gid(c): c for c in rebuilt.notebook.cells if gid(c)}
+    release = {gid(c): c for c in RELEASE.cells if gid(c)}
+    assert by_id["topk_error"].source.startswith("def topk_error(*a)")
+    for test in ("test_values", "test_ties", "test_errors"):
+        assert by_id[test].source == release[test].source and by_id[test].metadata == release[test].metadata
+        assert by_id[test].cell_type == "code"
+    assert rebuilt.deleted_tests == ["test_errors"]
+    assert rebuilt.notebook.cells[0].source == "helper = 1" and "nbgrader" not in rebuilt.notebook.cells[0].metadata
+    assert [gid(c) for c in rebuilt.notebook.cells if gid(c)] == [gid(c) for c in RELEASE.cells if gid(c)]
+    text = " | ".join(rebuilt.notes)
+    for expected in ("unknown cell 'bonus'", "'test_values' was changed", "'test_errors' was deleted", "appears 2 times"):
+        assert expected in text, text
+
+
+def test_rebuild_readds_a_deleted_solution_cell_as_the_stub():
+    cells = [c for c in cells_of(RELEASE) if not c["metadata"].get("nbgrader", {}).get("solution")]
+    rebuilt = integrity.rebuild(RELEASE, cells)
+    stub = next(c for c in rebuilt.notebook.cells if gid(c) == "topk_error")
+    assert "NotImplementedError" in stub.source and any("re-added empty" in n for n in rebuilt.notes)
+
+
+# -- the review scan -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("assignment", sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir()))
+def test_scan_does_not_flag_honest_code(assignment):
+    """Every instructor solution and scratch cell, and every crafted (wrong but honest) submission."""
+    release = nbformat.read(REPO / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
+    modules, names = integrity.protected_names(release)
+    source = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    sources = [MARKER.sub("", c.source) for c in source.cells
+               if c.cell_type == "code" and (c.metadata.get("nbgrader", {}).get("solution") or not c.metadata.get("nbgrader"))]
+    sources += [p.read_text() for p in (REPO / "tests" / "submissions" / assignment).glob("*/*.py")]
+    assert sources
+    for text in sources:
+        assert integrity.scan(text, modules, names) == [], text[:200]
+
+
+@pytest.mark.parametrize("source, reason", [
+    ("import builtins\nbuiltins.abs = len", "imports builtins"),
+    ("get_ipython().set_custom_exc((Exception,), None)", "uses get_ipython"),
+    ("import sys\nf = sys._getframe(1)", "uses ._getframe"),
+    ("from sys import modules", "uses sys.modules"),
+    ("import torch\ntorch.allclose = lambda *a: True", "assigns to torch.allclose"),
+    ("torch = None", "rebinds torch"),
+    ("def raises(*a):\n    pass", "rebinds raises"),
+    ("class A:\n    def __eq__(self, o):\n        return True", "class A defines __eq__"),
+    ("open('../../solutions/x.ipynb')", "mentions"),
+    ("import socket", "imports socket"),
+    ("exec('1')", "uses exec"),
+    ("x = (lambda: 0).__code__", "uses .__code__"),
+])
+def test_scan_flags_reaching_for_the_grader(source, reason):
+    reasons = integrity.scan(source, {"torch"}, {"raises"})
+    assert any(r.startswith(reason) for r in reasons), reasons
+
+
+# -- scoring -------------------------------------------------------------------------------------------
+
+def _executed(probe_text=None, status="ok", test_outputs=()):
+    nb = nbformat.from_dict(json.loads(json.dumps(RELEASE)))
+    probes = add_probes(nb, "n0nce")
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            cell.metadata["cvcourse"] = {"status": "ok"}
+        if i in probes:
+            k = probes.index(i)
+            text = probe_text(k) if probe_text else f"cvcourse-probe n0nce {k + 1} ok\n"
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in (text[:9], text[9:])]
+        elif cell.metadata.get("nbgrader", {}).get("grade"):
+            cell.metadata["cvcourse"] = {"status": status}
+            cell.outputs = list(test_outputs)
+    return nb, probes
+
+
+def test_score_full_marks_with_stderr_output():
+    nb, probes = _executed(test_outputs=[nbformat.v4.new_output("stream", name="stderr", text="UserWarning\n")])
+    result = score(nb, probes, "n0nce", [])
+    assert result["scores"] == {"test_values": (3.0, 3.0), "test_ties": (2.0, 2.0), "test_errors": (2.0, 2.0)}
+    assert result["failed"] == {} and result["tampering"] == []
+
+
+def test_score_zero_on_error_reply_even_without_a_traceback():
+    nb, probes = _executed(status="error")
+    result = score(nb, probes, "n0nce", [])
+    assert all(points == 0 for points, _ in result["scores"].values())
+
+
+def test_score_zero_for_deleted_tests_and_around_a_tampered_probe():
+    nb, probes = _executed(probe_text=lambda k: f"cvcourse-probe n0nce {k} {'tampered: builtins.abs' if k == 2 else 'ok'}\n")
+    result = score(nb, probes, "n0nce", ["test_values"])
+    assert result["scores"]["test_values"][0] == 0 and "deleted" in result["failed"]["test_values"]
+    assert result["scores"]["test_ties"][0] == 0 and result["scores"]["test_errors"][0] == 0
+    assert any("builtins.abs" in t for t in result["tampering"])
+
+
+def test_score_zero_when_a_probe_is_silent_or_has_the_wrong_token():
+    nb, probes = _executed(probe_text=lambda k: "cvcourse-probe guess 1 ok\n")
+    result = score(nb, probes, "n0nce", [])
+    assert all(points == 0 for points, _ in result["scores"].values()) and result["tampering"]
+
+
+# -- feedback --------------------------------------------------------------------------------------------
+
+def test_feedback_escapes_everything_and_hides_hidden_tests():
+    source = nbformat.read(REPO / "solutions" / "01_topk" / "01_topk.ipynb", as_version=4)
+    nb = nbformat.from_dict(json.loads(json.dumps(source)))
+    probes = add_probes(nb, "n0nce")
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(evil))
+    probes = [i + 1 if i >= 1 else i for i in probes]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": evil, "text/plain": evil,
+                                                                           "image/png": "bm90IGEgcG5n"}),
+                            nbformat.v4.new_output("stream", name="stdout", text=f"from {gid(cell)}: {evil}")]
+    outcome = {"scores": {"test_values": (0.0, 3.0), "test_ties": (2.0, 2.0), "test_errors": (2.0, 2.0)},
+               "failed": {"test_values": "EvilError (reply status error)"}}
+    page = feedback.render(nb, outcome, probes, title="t")
+    assert "<script" not in page.lower() and not re.search(r"<[^>]+\son\w+\s*=", page, re.I)
+    assert "<img" not in page  # the "PNG" was not one
+    assert "### BEGIN HIDDEN TESTS" not in page and "_reference" not in page and "multiclass_accuracy" not in page
+    assert "from topk_error:" in page and "from test_values:" not in page  # no output from the first hidden cell on
+    assert "EvilError" not in page and "failed" in page  # a non-builtin exception name is not shown
+    assert "Score: 4 / 7" in page
+
+
+# -- the sandbox's command line ------------------------------------------------------------------------
+
+def test_limits_refuse_nonsense():
+    with pytest.raises(ValueError, match="Limits.cpu"):
+        Limits(cpu=0)
+    with pytest.raises(ValueError, match="Limits.memory_mb"):
+        Limits(memory_mb=1.5)
+
+
+def test_kernel_argv_isolates_the_course(tmp_path):
+    argv = kernel_argv(tmp_path, Limits(cpu=7, memory_mb=100))
+    assert argv[:3] == ["prlimit", "--cpu=7", f"--data={100 << 20}"]
+    for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--remount-ro"):
+        assert flag in argv
+    binds = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind", "--dev-bind")]
+    writable = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
+    assert writable == [str(tmp_path)]
+    for path in binds:
+        assert not (REPO / "solutions").is_relative_to(path) and path != str(REPO), path
+        assert not path.startswith("/etc/") or path.split("/")[2] in {"ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+                                                                      "localtime", "alternatives", "fonts"}
+    assert argv[-3:] == ["ipykernel_launcher", "-f", "{connection_file}"]

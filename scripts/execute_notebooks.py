@@ -6,7 +6,8 @@
 Runs each notebook top to bottom in a fresh kernel of this Python environment (the one the
 tests use), then drops per-run metadata (execution timestamps) and merges split stream
 chunks, so that a re-run that changes no output changes no byte. nbval (`pytest`) later
-re-runs them and compares these outputs.
+re-runs them and compares these outputs. Both pin the CPU code paths of torch, MKL and oneDNN
+(scripts/reference_numerics.py) so the outputs do not depend on the CPU.
 After editing a solution notebook, regenerate the student release too:
 `nbgrader generate_assignment NN_topic --force`.
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+from reference_numerics import apply as apply_reference_numerics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,6 +54,7 @@ def execute(path: Path) -> float:
 
 
 def main(args: list[str]) -> None:
+    apply_reference_numerics()  # the kernels started below inherit it; see reference_numerics.py
     paths = [Path(a).resolve() for a in args] or sorted(
         [*REPO.glob("book/*.ipynb"), *REPO.glob("solutions/*/*.ipynb")])
     for path in paths:

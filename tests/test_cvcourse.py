@@ -225,3 +225,16 @@ def test_kernel_argv_isolates_the_course(tmp_path):
         assert not path.startswith("/etc/") or path.split("/")[2] in {"ld.so.cache", "ld.so.conf", "ld.so.conf.d",
                                                                       "localtime", "alternatives", "fonts"}
     assert argv[-3:] == ["ipykernel_launcher", "-f", "{connection_file}"]
+
+
+def test_kernel_sockets_get_a_short_path_however_deep_the_work_folder(tmp_path):
+    from cvcourse.grade import _socket_dir
+
+    work = tmp_path.joinpath(*["a-long-folder-name"] * 8)
+    work.mkdir(parents=True)
+    sockets = _socket_dir(work)
+    try:
+        assert len(str(sockets / "kernel-5")) <= 100 < len(str(work / "ipc" / "kernel-5"))
+        assert (work / "ipc").resolve() == sockets.resolve()
+    finally:
+        sockets.rmdir()

@@ -114,7 +114,8 @@ def graded(course):
                             capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, f"cvcourse grade failed:\n{result.stdout}\n{result.stderr}"
     report = json.loads((course / "graded" / "report.json").read_text())
-    flagged = {s: r["flags"] for s, r in report["students"].items() if r["review"] or r["status"] != "graded"}
+    flagged = {s: {k: r[k] for k in ("status", "flags", "timeouts", "crashed", "malformed")}
+               for s, r in report["students"].items() if r["review"] or r["status"] != "graded"}
     assert not flagged, f"honest submissions must be graded without review flags: {flagged}"
     gradebook = Gradebook(f"sqlite:///{course / 'graded' / 'gradebook.db'}", "cv-fundamentals")
     yield gradebook, assignment, [f.name for f in crafted]

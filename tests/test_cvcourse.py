@@ -238,3 +238,37 @@ def test_kernel_sockets_get_a_short_path_however_deep_the_work_folder(tmp_path):
         assert (work / "ipc").resolve() == sockets.resolve()
     finally:
         sockets.rmdir()
+
+
+# -- the student's and the instructor's other commands --------------------------------------------------
+
+def test_check_reports_each_visible_test(tmp_path):
+    import subprocess
+    import sys
+
+    nb = nbformat.read(REPO / "notebooks" / "01_topk" / "01_topk.ipynb", as_version=4)
+    nbformat.write(nb, tmp_path / "01_topk.ipynb")
+    done = subprocess.run([sys.executable, "-m", "cvcourse", "check", str(tmp_path / "01_topk.ipynb")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    for grade_id in ("test_values", "test_ties", "test_errors"):  # test_errors: "expected ValueError, got ..."
+        assert re.search(rf"{grade_id} \(\d points\): FAILED: .*NotImplementedError", done.stdout), done.stdout
+    assert "3 test cell(s) fail." in done.stdout
+
+
+def test_release_regenerates_the_student_notebooks(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(REPO / "nbgrader_config.py", tmp_path)
+    shutil.copytree(REPO / "solutions" / "03_conv_arithmetic", tmp_path / "solutions" / "03_conv_arithmetic")
+    done = subprocess.run([sys.executable, "-m", "cvcourse", "release", "--course", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    made = json.loads((tmp_path / "notebooks" / "03_conv_arithmetic" / "03_conv_arithmetic.ipynb").read_text())
+    committed = json.loads((REPO / "notebooks" / "03_conv_arithmetic" / "03_conv_arithmetic.ipynb").read_text())
+    assert made == committed
+    missing = subprocess.run([sys.executable, "-m", "cvcourse", "release", "99_nothing", "--course", str(tmp_path)],
+                             capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 2 and "no assignment '99_nothing'" in missing.stderr

@@ -24,6 +24,7 @@ import ctypes
 import hashlib
 import io
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -85,9 +86,10 @@ def _nbgrader_config(root: Path, course_id: str, **sections) -> Config:
     return cfg
 
 
-def _quiet(app) -> None:
+def _log_to(app, stream) -> None:
+    """Send an nbgrader app's log to ``stream`` instead of the terminal."""
     app.log.handlers[:] = []
-    app.log.addHandler(__import__("logging").StreamHandler(io.StringIO()))
+    app.log.addHandler(logging.StreamHandler(stream))
 
 
 def _template(batch: Batch, course_id: str) -> tuple[Path, str]:
@@ -105,7 +107,7 @@ def _template(batch: Batch, course_id: str) -> tuple[Path, str]:
     coursedir = CourseDirectory(config=cfg)
     coursedir.assignment_id = batch.assignment
     app = GenerateAssignment(coursedir=coursedir, config=cfg)
-    _quiet(app)
+    _log_to(app, io.StringIO())
     app.force = True
     app.start()
     digest = hashlib.sha256(VERSION.encode())
@@ -185,8 +187,7 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
         coursedir.assignment_id, coursedir.student_id = batch.assignment, student
         app = Autograde(coursedir=coursedir, config=cfg)
         log = io.StringIO()
-        app.log.handlers[:] = []
-        app.log.addHandler(__import__("logging").StreamHandler(log))
+        _log_to(app, log)
         app.force, app.create_student = True, True
         try:
             app.start()

@@ -67,8 +67,12 @@ def _grade(args) -> int:
             return 2
     from .grade import Batch, grade
 
-    limits = Limits(cell_timeout=args.cell_timeout, wall=args.wall, cpu=args.cpu, memory_mb=args.memory_mb,
-                    output_kb=args.output_kb)
+    try:
+        limits = Limits(cell_timeout=args.cell_timeout, wall=args.wall, cpu=args.cpu, memory_mb=args.memory_mb,
+                        output_kb=args.output_kb)
+    except ValueError as exc:  # names the limit, e.g. "Limits.cpu must be a positive int, got 0"
+        print(f"cvcourse grade: {exc} (--cell-timeout, --wall, --cpu, --memory-mb, --output-kb)", file=sys.stderr)
+        return 2
     out = args.out or Path("graded") / args.assignment
     batch = Batch(course=args.course.resolve(), assignment=args.assignment, submissions=args.submissions.resolve(),
                   out=out.resolve(), limits=limits, jobs=args.jobs, gpu=args.gpu, unsafe=args.unsafe_no_sandbox,

@@ -212,6 +212,13 @@ def test_limits_refuse_nonsense():
         Limits(memory_mb=1.5)
 
 
+def test_grade_names_a_bad_limit(tmp_path, capsys):
+    from cvcourse.cli import main
+
+    assert main(["grade", "01_topk", str(tmp_path), "--cpu", "0"]) == 2
+    assert "Limits.cpu must be a positive int, got 0" in capsys.readouterr().err
+
+
 def test_kernel_argv_isolates_the_course(tmp_path):
     argv = kernel_argv(tmp_path, Limits(cpu=7, memory_mb=100))
     assert argv[:3] == ["prlimit", "--cpu=7", f"--data={100 << 20}"]

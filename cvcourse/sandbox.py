@@ -119,7 +119,19 @@ def _gpu_binds() -> list[str]:
     args += ["--ro-bind", "/sys", "/sys"]
     if Path("/proc/driver/nvidia").exists():
         args += ["--ro-bind", "/proc/driver/nvidia", "/proc/driver/nvidia"]
+    # The driver's libraries may live outside /usr, found through LD_LIBRARY_PATH.
+    for folder in _gpu_env().get("LD_LIBRARY_PATH", "").split(":"):
+        if folder and Path(folder).is_dir() and not folder.startswith("/usr/"):
+            args += ["--ro-bind", folder, folder]
     return args
+
+
+GPU_ENV = ("LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
+
+
+def _gpu_env() -> dict:
+    """The host variables a CUDA program needs to find the driver and its devices."""
+    return {key: os.environ[key] for key in GPU_ENV if os.environ.get(key)}
 
 
 def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: bool = False) -> list[str]:
@@ -140,6 +152,8 @@ def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: 
            "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", **limits.env}
     if sys.prefix != sys.base_prefix:
         env["VIRTUAL_ENV"] = sys.prefix
+    if gpu:
+        env.update(_gpu_env())
     argv = [check_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--clearenv", "--proc", "/proc", "--dev", "/dev",
             "--size", str(limits.scratch_mb * MiB), "--tmpfs", "/tmp", "--dir", home, "--dir", "/tmp/work",

@@ -6,7 +6,11 @@ A flat package, one module per topic:
 * :mod:`cvlib.data`    -- offline digits and CIFAR-10 as train/val/test ``Splits``
 * :mod:`cvlib.metrics` -- top-k accuracy and error (chapter 01)
 * :mod:`cvlib.models`  -- small models that train in seconds on a CPU
-* :mod:`cvlib.train`   -- ``fit``, ``evaluate``, ``History``, ``Callback``
+* :mod:`cvlib.loaders` -- ``DeviceLoader`` (data and crop/flip augmentation kept on the GPU), ``make_loader``
+* :mod:`cvlib.train`   -- ``fit`` (bf16, channels-last, cuDNN autotuning, ``torch.compile`` switches;
+  data-parallel under ``torchrun``), ``evaluate``, ``History``, ``Callback``, ``load_checkpoint``
+* :mod:`cvlib.distributed` -- ``setup``/``cleanup`` for ``torchrun`` + ``DistributedDataParallel``;
+  :mod:`cvlib.ddp_train` is the data-parallel training script (``torchrun -m cvlib.ddp_train``)
 * :mod:`cvlib.early_stopping`  -- ``EarlyStopping`` (patience, ``min_delta``, best-weights restore; chapter 02)
 * :mod:`cvlib.conv_arithmetic` -- output sizes, receptive fields, parameter counts, ``summary`` (chapter 03)
 * :mod:`cvlib.alexnet` -- LeNet-5, AlexNet and a digits-sized AlexNet, local response normalization (chapter 04)
@@ -27,11 +31,12 @@ A flat package, one module per topic:
 """
 
 from . import (activations, alexnet, box_transforms, boxes, conv_arithmetic, data, detection, device,
-               early_stopping, imbalance, metrics, models, normalization, optimizers, train, tuning)
+               distributed, early_stopping, imbalance, loaders, metrics, models, normalization, optimizers,
+               train, tuning)
 
 __all__ = [
     "activations", "alexnet", "box_transforms", "boxes", "conv_arithmetic", "data", "detection",
-    "device", "early_stopping", "imbalance", "metrics", "models", "normalization", "optimizers",
-    "train", "tuning",
+    "device", "distributed", "early_stopping", "imbalance", "loaders", "metrics", "models",
+    "normalization", "optimizers", "train", "tuning",
 ]
 __version__ = "0.1.0"

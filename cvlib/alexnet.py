@@ -7,7 +7,8 @@
 * :class:`LeNet5` (LeCun et al. 1998), :class:`AlexNet` (the two-GPU paper version, written as
   one network with ``groups=2``), :class:`MiniAlexNet` (the same ideas at digits size).
 * :func:`layer_costs`: parameters and multiply-accumulates of every conv/linear layer.
-* :func:`random_crop_flip`: AlexNet-style crop (+ optional mirror) augmentation of a batch.
+* :func:`random_crop_flip`: AlexNet-style crop (+ optional mirror) augmentation of a batch
+  (from :mod:`cvlib.loaders`, which runs it per batch on the device).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .loaders import random_crop_flip  # noqa: F401  (defined with the device loader, used here)
 
 __all__ = ["PAPER_LRN", "local_response_norm", "LocalResponseNorm", "LeNet5", "AlexNet",
            "MiniAlexNet", "layer_costs", "random_crop_flip"]
@@ -231,35 +234,3 @@ def layer_costs(model: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
         for h in handles:
             h.remove()
     return rows
-
-
-def random_crop_flip(images: Tensor, padding: int, *, flip: bool, fill: float | Tensor = 0.0,
-                     generator: torch.Generator | None = None) -> Tensor:
-    """AlexNet-style augmentation of a batch: pad by ``padding`` (with ``fill``), take a random
-    crop of the original size from each image, and mirror it left-right with probability 1/2
-    when ``flip`` is True. Offsets and flips are drawn on the CPU from ``generator``.
-
-    Args:
-        images: ``Tensor[B, C, H, W]`` floating.
-        padding: pixels added on every side, ``>= 0``; crops shift by up to ``padding`` pixels.
-        fill: value of the padded border, a float or a ``Tensor[C]`` (one value per channel).
-    Returns:
-        ``Tensor[B, C, H, W]`` on ``images.device``.
-    """
-    if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
-        raise ValueError(f"images must be a floating Tensor[B, C, H, W], got "
-                         f"{tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__}")
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding must be a non-negative int, got {padding!r}")
-    b, c, h, w = images.shape
-    fill = torch.as_tensor(fill, dtype=images.dtype, device=images.device).reshape(-1, 1, 1)  # [C or 1, 1, 1]
-    padded = fill.expand(c, h + 2 * padding, w + 2 * padding).repeat(b, 1, 1, 1)  # [B, C, H+2p, W+2p]
-    padded[:, :, padding:padding + h, padding:padding + w] = images
-    dy, dx = torch.randint(0, 2 * padding + 1, (2, b), generator=generator).to(images.device)  # [B] each
-    rows = dy[:, None] + torch.arange(h, device=images.device)  # [B, H]
-    cols = dx[:, None] + torch.arange(w, device=images.device)  # [B, W]
-    if flip:
-        mirror = (torch.rand(b, generator=generator) < 0.5).to(images.device)  # [B]
-        cols = torch.where(mirror[:, None], cols.flip(1), cols)
-    batch = torch.arange(b, device=images.device)[:, None, None]  # [B, 1, 1]
-    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # [B, C, H, W]

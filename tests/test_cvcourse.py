@@ -234,6 +234,23 @@ def test_kernel_argv_isolates_the_course(tmp_path):
     assert argv[-3:] == ["ipykernel_launcher", "-f", "{connection_file}"]
 
 
+def test_gpu_kernel_gets_the_driver_variables_and_no_others(tmp_path, monkeypatch):
+    import cvcourse.sandbox as sandbox
+
+    lib = tmp_path / "nvidia-lib"
+    lib.mkdir()
+    monkeypatch.setenv("LD_LIBRARY_PATH", f"{lib}:/usr/lib/x86_64-linux-gnu")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("SECRET_TOKEN", "do-not-pass")
+    monkeypatch.setattr(sandbox, "_gpu_binds", lambda: ["--ro-bind", str(lib), str(lib)])
+    argv = kernel_argv(tmp_path, Limits(), gpu=True)
+    env = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a == "--setenv"}
+    assert env["LD_LIBRARY_PATH"] == f"{lib}:/usr/lib/x86_64-linux-gnu" and env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert "SECRET_TOKEN" not in env and "--clearenv" in argv
+    assert "CUDA_VISIBLE_DEVICES" not in {argv[i + 1] for i, a in enumerate(kernel_argv(tmp_path, Limits()))
+                                          if a == "--setenv"}
+
+
 def test_kernel_sockets_get_a_short_path_however_deep_the_work_folder(tmp_path):
     from cvcourse.grade import _socket_dir
 

@@ -11,7 +11,7 @@ from cvlib.data import load_digits
 from cvlib.device import seed_everything
 from cvlib.metrics import topk_error
 from cvlib.models import SmallCNN
-from cvlib.train import Callback, History, evaluate, fit
+from cvlib.train import Callback, History, evaluate, fit, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +175,85 @@ def test_reduce_lr_on_plateau_uses_val_loss():
         fit(model, opt, loader, epochs=1, device="cpu", scheduler=plateau, progress=False)
     with pytest.raises(ValueError, match="scheduler_interval"):
         fit(model, opt, loader, epochs=1, device="cpu", scheduler_interval="batch", progress=False)
+
+
+# --- speed switches, checkpoints -----------------------------------------------------------
+
+def _tiny():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    data = TensorDataset(torch.randn(24, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
+                         torch.arange(24) % 3)
+    return model, DataLoader(data, batch_size=8)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusals")
+@pytest.mark.parametrize("kwargs,match", [
+    ({"cudnn_benchmark": True}, "cudnn_benchmark=True needs a CUDA device, got cpu"),
+    ({"amp": "bf16"}, "amp must be True, False or None"),
+    ({"channels_last": 1}, "channels_last must be True, False or None"),
+])
+def test_speed_switches_refuse_what_cannot_work(kwargs, match):
+    model, loader = _tiny()
+    with pytest.raises(ValueError, match=match):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, epochs=1, device="cpu",
+            progress=False, **kwargs)
+
+
+def test_compile_without_a_compiler_says_so(monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    model, loader = _tiny()
+    with pytest.raises(ValueError, match="compile=True on the CPU needs a C\\+\\+ compiler"):
+        fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, epochs=1, device="cpu",
+            compile=True, progress=False)
+
+
+def test_defaults_on_cpu_change_nothing_and_channels_last_trains_alike():
+    runs = []
+    for kwargs in ({}, {"amp": False, "channels_last": False}, {"channels_last": True}):
+        torch.manual_seed(0)
+        model, loader = _tiny()
+        runs.append(fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, epochs=2,
+                        device="cpu", progress=False, **kwargs))
+    assert runs[0].table(digits=7) == runs[1].table(digits=7)
+    assert runs[2]["train_loss"] == pytest.approx(runs[0]["train_loss"], rel=1e-5)
+
+
+def test_checkpoint_is_written_every_epoch_and_restores(tmp_path):
+    torch.manual_seed(0)
+    model, loader = _tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+    path = tmp_path / "run" / "ck.pt"
+    history = fit(model, opt, loader, epochs=2, device="cpu", scheduler=sched, checkpoint=path,
+                  progress=False)
+    assert [p.name for p in path.parent.iterdir()] == ["ck.pt"]  # no temporary file left
+    fresh, _ = _tiny()
+    fresh_opt = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
+    fresh_sched = torch.optim.lr_scheduler.StepLR(fresh_opt, 1, gamma=0.5)
+    restored = load_checkpoint(path, fresh, fresh_opt, fresh_sched)
+    assert restored.rows == history.rows and fresh_sched.last_epoch == 2
+    for a, b in zip(model.state_dict().values(), fresh.state_dict().values()):
+        assert torch.equal(a, b)
+    assert fresh_opt.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt", fresh)
+    with pytest.raises(ValueError, match="no scheduler state"):
+        fit(fresh, fresh_opt, loader, epochs=1, device="cpu", checkpoint=path, progress=False)
+        load_checkpoint(path, fresh, fresh_opt, fresh_sched)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_defaults_are_the_fast_path_and_compile_trains(digits):
+    from cvlib.loaders import CropFlip, make_loader
+
+    torch.backends.cudnn.benchmark = False
+    seed_everything(0, deterministic=False)
+    model = SmallCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train = make_loader(digits.train, 64, device="cuda", shuffle=True, transform=CropFlip(1, flip=False))
+    val = make_loader(digits.val, 256, device="cuda")
+    history = fit(model, opt, train, val_loader=val, epochs=3, device="cuda", compile=True, progress=False)
+    assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert history["val_top1_err"][-1] < 0.3
+    assert torch.backends.cudnn.benchmark is False  # restored after fit

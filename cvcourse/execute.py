@@ -160,7 +160,9 @@ def score(nb: nbformat.NotebookNode, probes: list[int], nonce: str, deleted: lis
             reason = "the cell did not run"
         elif status != "ok" or errors:
             name = errors[0].get("ename", "error") if errors else "error"
-            reason = f"{name} (reply status {status})"
+            value = str(errors[0].get("evalue", "")).strip().splitlines() if errors else []
+            detail = f": {value[0][:160]}" if value else ""
+            reason = f"{name}{detail} (reply status {status})"
         elif before != "ok" or after != "ok":
             reason = "interpreter tampering detected: " + (before if before != "ok" else after)
             tampering.append(f"{gid}: {before if before != 'ok' else after}")

@@ -129,6 +129,10 @@ def report(batch: Batch, students: dict, skipped: list, resumed: list) -> dict:
             lines.append(f"* `{r['student']}` ({r['score']:g}/{r['max_score']:g}, automatic {r['auto_score']:g}): "
                          + "; ".join(details))
         lines.append("")
+    lost = [(r, f"{name}: {gid}", why) for r in results for name, nb in sorted(r["notebooks"].items())
+            for gid, why in sorted(nb.get("failed", {}).items())]
+    lines += [f"## Tests that gave no points: {len(lost)}", ""]
+    lines += [f"* `{r['student']}` {where}: {why.replace('`', chr(39))}" for r, where, why in lost] + [""]
     if skipped:
         lines += [f"## Skipped: {len(skipped)}", ""] + [f"* `{s['student']}`: {s['notes'][0]}" for s in skipped] + [""]
     atomic_write(batch.out / "report.md", "\n".join(lines))

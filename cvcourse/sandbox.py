@@ -149,7 +149,10 @@ def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: 
     home = "/tmp/home"
     env = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.config/matplotlib", "XDG_CACHE_HOME": f"{home}/.cache",
-           "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", **limits.env}
+           "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
+           # No /etc/passwd in the sandbox: getpass.getuser() (torch's compile caches, triton)
+           # finds the user here instead of failing.
+           "USER": "student", "LOGNAME": "student", **limits.env}
     if sys.prefix != sys.base_prefix:
         env["VIRTUAL_ENV"] = sys.prefix
     if gpu:

@@ -12,9 +12,11 @@ trains on its ``1/world_size`` share of every epoch; :func:`cvlib.train.fit` ave
 The defaults are chapter 04's MiniAlexNet settings for the dataset (its ``CFG``: digits at the
 ``"cpu"`` scale, CIFAR-10 at the ``"gpu"`` scale). On the digits they are the chapter's baseline
 (no dropout, no augmentation: after 8 epochs both only slowed training there); on CIFAR-10,
-dropout 0.5 and random crops (4 pixels of padding) with horizontal flips. The last, incomplete batch of every epoch
-is dropped, so that ``N`` processes with ``--batch-size B`` take exactly the steps of one
-process with ``--batch-size N*B``.
+dropout 0.5 and random crops (4 pixels of padding) with horizontal flips. The last, incomplete
+batch of every epoch is dropped, so that ``N`` processes with ``--batch-size B`` take the steps
+of one process with ``--batch-size N*B``: the same samples in every step, the same averaged
+gradient up to float rounding (without dropout and augmentation, whose random numbers each
+process draws for itself).
 """
 
 from __future__ import annotations

@@ -111,6 +111,7 @@ class _Anchored(nn.Module):
         """
         classes, regs = [], []
         for gt, cls in zip(boxes, labels):
+            gt, cls = gt.to(self.anchors.device), cls.to(self.anchors.device)  # the anchors' device
             match, _ = B.assign_anchors(self.anchors, gt, high, low)  # [A]
             matched = gt[match.clamp(min=0)] if len(gt) else self.anchors
             classes.append(torch.where(match >= 0, cls[match.clamp(min=0)] if len(gt) else 0, match))

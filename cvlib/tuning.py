@@ -11,6 +11,8 @@ returns a report, so that "did my weights update?" has an answer instead of a hu
 * :func:`diagnose_fit`: under- or over-fitting, read from the train/validation curves.
 * :func:`input_gradient_map`: which input pixels can move one output unit (its receptive field).
 * :func:`count_distinct_units`: how many hidden units are really different (symmetry check).
+* :class:`FlipTTA`: horizontal-flip test-time augmentation, the last step of the fast-training
+  recipe (average the logits of an image and of its mirror).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "GradientFlowReport", "gradient_flow_check",
     "LRRangeResult", "lr_range_test",
     "max_softmax", "diagnose_fit", "input_gradient_map", "count_distinct_units",
+    "FlipTTA",
 ]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -384,3 +387,37 @@ def count_distinct_units(weight: Tensor, *, atol: float = 1e-6) -> int:
     diff = (rows[:, None, :] - rows[None, :, :]).abs().amax(dim=2)  # [U, U]
     earlier_copy = torch.tril(diff <= atol, diagonal=-1).any(dim=1)  # [U]
     return int((~earlier_copy).sum())
+
+
+# --- test-time augmentation ----------------------------------------------------------------
+
+class FlipTTA(nn.Module):
+    """Horizontal-flip test-time augmentation: ``model`` applied to each image and to its
+    left-right mirror, the two logits averaged.
+
+    ``FlipTTA(model)(x[N, C, H, W]) -> logits[N, K] = (model(x) + model(x.flip(-1))) / 2``
+
+    The wrapper shares ``model`` (no copy) and has no parameters of its own; ``.eval()`` and
+    ``.train()`` reach the wrapped model. It is meant for evaluation (``evaluate(FlipTTA(model),
+    ...)``), and it helps only when a mirror image belongs to the same class and the model has
+    learned that (it was trained with random flips): on photographs (CIFAR-10, ImageNet) it
+    is the usual last step of a fast-training recipe; on digits, letters or text it is not, a
+    mirrored 3 is not a 3. The result is mirror-invariant: ``FlipTTA(model)(x.flip(-1))``
+    equals ``FlipTTA(model)(x)`` (with deterministic kernels, exactly: the sum commutes). It
+    costs two forward passes per batch.
+
+    Args:
+        model: maps ``x[N, C, H, W]`` to ``logits[N, K]`` (any output shape works: the two
+            outputs are averaged element-wise).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        _check_module(model)
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
+            got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"FlipTTA expects a floating Tensor[N, C, H, W], got {got}")
+        return (self.model(x) + self.model(x.flip(-1))) / 2

@@ -139,4 +139,5 @@ def test_on_cuda_batches_and_augmentation_stay_on_the_gpu():
         assert xb.is_cuda and yb.is_cuda and xb.is_contiguous(memory_format=torch.channels_last)
     assert not fits_on_device(10**15, "cuda")
     with pytest.raises(MemoryError, match="does not fit"):
-        DeviceLoader((torch.zeros(1).expand(2**40), torch.zeros(2**40, dtype=torch.long)), 4, device="cuda")
+        DeviceLoader((torch.zeros(1).expand(2**40), torch.zeros(1, dtype=torch.long).expand(2**40)), 4,
+                     device="cuda")

@@ -247,8 +247,8 @@ def test_checkpoint_is_written_every_epoch_and_restores(tmp_path):
 def test_cuda_defaults_are_the_fast_path_and_compile_trains(digits):
     from cvlib.loaders import CropFlip, make_loader
 
-    torch.backends.cudnn.benchmark = False
-    seed_everything(0, deterministic=False)
+    seed_everything(0, deterministic=False)  # turns cuDNN autotuning on ...
+    torch.backends.cudnn.benchmark = False  # ... and this turns it off; fit must restore that
     model = SmallCNN()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     train = make_loader(digits.train, 64, device="cuda", shuffle=True, transform=CropFlip(1, flip=False))
@@ -257,3 +257,16 @@ def test_cuda_defaults_are_the_fast_path_and_compile_trains(digits):
     assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert history["val_top1_err"][-1] < 0.3
     assert torch.backends.cudnn.benchmark is False  # restored after fit
+
+
+def test_epoch_metrics_follow_the_topk_rule_and_count_nan_rows_as_misses():
+    from cvlib.metrics import topk_correct
+
+    logits = torch.tensor([[3.0, 1.0, 2.0], [1.0, 1.0, 0.0], [0.0, 2.0, 1.0], [float("nan"), 0.0, 1.0]])
+    target = torch.tensor([0, 1, 2, 1])
+    loader = [(logits, target)]
+    model = nn.Identity()
+    got = evaluate(model, loader, "cpu", topk=(1, 2, 3), loss_fn=lambda out, y: out.sum() * 0)
+    for k in (1, 2, 3):  # the three finite rows by the library rule; the NaN row is a miss
+        hits = int(topk_correct(logits[:3], target[:3], k).sum())
+        assert got[f"top{k}_err"] == pytest.approx(1 - hits / 4)

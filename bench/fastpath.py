@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 if __package__ in (None, ""):
     import sys
@@ -35,8 +35,9 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cvlib.loaders import CropFlip, DeviceLoader
-from cvlib.train import fit
+from bench.loader import AugmentedImages  # noqa: E402  (crop + flip per image, transforms.v2)
+from cvlib.loaders import CropFlip, DeviceLoader  # noqa: E402
+from cvlib.train import fit  # noqa: E402
 
 STEPS = [  # name, switches added to the previous row, needs CUDA
     ("DataLoader + workers, fp32 (baseline)", {}, False),
@@ -57,22 +58,6 @@ def cifar_net(width: int = 64) -> nn.Module:
                          nn.MaxPool2d(2), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(4 * width, 10))
 
 
-class PerImageCropFlip(Dataset):
-    """The DataLoader way: each worker augments one image at a time on the CPU."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        from torchvision.transforms import v2
-
-        self.images, self.labels = images, labels
-        self.transform = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()])
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int):
-        return self.transform(self.images[i]), self.labels[i]
-
-
 def _epoch_seconds(device: torch.device, images, labels, switches: dict, *, batch_size: int, width: int,
                    epochs: int, workers: int) -> dict:
     torch.manual_seed(0)
@@ -82,7 +67,7 @@ def _epoch_seconds(device: torch.device, images, labels, switches: dict, *, batc
         loader = DeviceLoader((images, labels), batch_size, device=device, shuffle=True, drop_last=True,
                               transform=CropFlip(4), channels_last=switches.get("channels_last", False))
     else:
-        loader = DataLoader(PerImageCropFlip(images, labels), batch_size=batch_size, shuffle=True,
+        loader = DataLoader(AugmentedImages(images, labels), batch_size=batch_size, shuffle=True,
                             drop_last=True, num_workers=workers, pin_memory=device.type == "cuda",
                             persistent_workers=workers > 0)
     start = time.perf_counter()

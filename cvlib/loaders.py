@@ -159,10 +159,6 @@ class DeviceLoader:
         self._augment_gen = torch.Generator(self.device).manual_seed(seed * 1_000_003 + self.rank + 1)
         self._explicit_epoch = False
 
-    @property
-    def dataset(self) -> TensorDataset:
-        return TensorDataset(self.images, self.labels)
-
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass use the order of ``epoch`` (as ``DistributedSampler.set_epoch``)."""
         self.epoch, self._explicit_epoch = epoch, True

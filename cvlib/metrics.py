@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["topk_correct", "topk_accuracy", "topk_error"]
+__all__ = ["topk_correct", "rivals", "topk_accuracy", "topk_error"]
 
 
 def _check_inputs(logits: Tensor, target: Tensor, k: int) -> None:
@@ -70,10 +70,21 @@ def topk_correct(logits: Tensor, target: Tensor, k: int) -> Tensor:
         score at least as high as the true class. An empty batch gives an empty tensor.
     """
     _check_inputs(logits, target, k)
+    return rivals(logits, target) < k
+
+
+def rivals(logits: Tensor, target: Tensor) -> Tensor:
+    """Per sample, how many other classes score at least as high as the true one (so the
+    sample is a top-k hit when this is ``< k``), without :func:`topk_correct`'s input checks:
+    a training loop calls it on every batch, and reading checks back would make a GPU wait for
+    the host each time. A row holding NaN has no rank: it gets ``C``, a miss for every k.
+
+    ``logits[N, C]`` floating, ``target[N]`` integer in ``[0, C)`` -> ``Tensor[N]`` int64.
+    """
     true_score = logits.gather(1, target.long().unsqueeze(1))  # [N, 1]
     # Classes scoring >= the true class, minus the true class itself.
-    rivals = (logits >= true_score).sum(dim=1) - 1  # [N]
-    return rivals < k
+    count = (logits >= true_score).sum(dim=1) - 1  # [N]
+    return torch.where(logits.isnan().any(dim=1), logits.shape[1], count)
 
 
 def topk_accuracy(logits: Tensor, target: Tensor, k: int = 1) -> Tensor:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import metrics
 from .device import pick_device
 from .distributed import world
 
@@ -163,7 +164,7 @@ def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, 
             if after_step is not None:
                 after_step()
         with torch.no_grad():
-            rivals = _rivals(logits.float(), y)  # [B]
+            rivals = metrics.rivals(logits.float(), y)  # [B], topk_correct's rule, unchecked
             for k in topk:
                 hits[k] += (rivals < k).sum()
             loss_sum += loss.detach().float() * len(y)
@@ -180,17 +181,6 @@ def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, 
     if n == 0:
         raise ValueError("the data loader yielded no samples")
     return {"loss": float(loss_sum) / n, **{f"top{k}_err": 1 - int(hits[k]) / n for k in topk}}
-
-
-def _rivals(logits: Tensor, target: Tensor) -> Tensor:
-    """Per sample, how many other classes score at least as high as the true one: the rule of
-    :func:`cvlib.metrics.topk_correct` (ties count against the prediction), without its input
-    checks, which would make the GPU wait for the host at every step. A row holding NaN has no
-    rank: it counts as a miss for every k (and its loss shows the NaN).
-    ``logits[B, C]``, ``target[B]`` -> ``Tensor[B]`` int64."""
-    true_score = logits.gather(1, target.long().unsqueeze(1))  # [B, 1]
-    rivals = (logits >= true_score).sum(dim=1) - 1  # [B]
-    return torch.where(logits.isnan().any(dim=1), logits.shape[1], rivals)
 
 
 def train_one_epoch(

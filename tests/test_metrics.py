@@ -126,3 +126,15 @@ def test_bad_input_is_named(logits, target, k, error, match):
 def test_device_mismatch_is_an_error():
     with pytest.raises(ValueError, match="same device"):
         topk_error(torch.zeros(2, 3, device="cuda"), torch.tensor([0, 1]), 1)
+
+
+def test_rivals_is_the_unchecked_rule_of_topk_correct():
+    from cvlib.metrics import rivals
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 4, (50, 6), generator=g).float()  # many ties
+    target = torch.randint(0, 6, (50,), generator=g)
+    for k in range(1, 7):
+        assert torch.equal(rivals(logits, target) < k, topk_correct(logits, target, k))
+    logits[3, 2] = float("nan")
+    assert rivals(logits, target)[3] == 6  # a NaN row has no rank: a miss for every k

@@ -35,6 +35,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import table  # noqa: E402
 from bench.loader import AugmentedImages  # noqa: E402  (crop + flip per image, transforms.v2)
 from cvlib.loaders import CropFlip, DeviceLoader  # noqa: E402
 from cvlib.train import fit  # noqa: E402
@@ -118,16 +119,12 @@ def run(device: str = "cuda", *, quick: bool = False, compile_on_cpu: bool = Fal
 
 
 def markdown(result: dict) -> str:
-    lines = [f"{result['images']} CIFAR-shaped images, batch {result['batch_size']}, width {result['width']}, "
-             f"{result['epochs']} epochs per row (median of epochs 2..), DataLoader workers {result['workers']}",
-             "", "| step | s / epoch | images / s | speed-up vs baseline | first epoch s |", "|---|---|---|---|---|"]
-    for row in result["rows"]:
-        if "skipped" in row:
-            lines.append(f"| {row['step']} | {row['skipped']} | | | |")
-        else:
-            lines.append(f"| {row['step']} | {row['seconds_per_epoch']:.3f} | {row['images_per_second']:,.0f} "
-                         f"| {row['speedup_vs_baseline']:.2f}x | {row['first_epoch_seconds']:.2f} |")
-    return "\n".join(lines)
+    rows = [[r["step"], r["skipped"], "", "", ""] if "skipped" in r else
+            [r["step"], f"{r['seconds_per_epoch']:.3f}", f"{r['images_per_second']:,.0f}",
+             f"{r['speedup_vs_baseline']:.2f}x", f"{r['first_epoch_seconds']:.2f}"] for r in result["rows"]]
+    return (f"{result['images']} CIFAR-shaped images, batch {result['batch_size']}, width {result['width']}, "
+            f"{result['epochs']} epochs per row (median of epochs 2..), DataLoader workers {result['workers']}\n\n"
+            + table(["step", "s / epoch", "images / s", "speed-up vs baseline", "first epoch s"], rows))
 
 
 def main() -> None:

@@ -25,22 +25,18 @@ from pathlib import Path
 from bench.common import table
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO / "scripts") not in sys.path:
+    sys.path.insert(0, str(REPO / "scripts"))
+from execute_notebooks import course_notebooks, run  # noqa: E402  (the notebooks and the kernel the tests use)
+from reference_numerics import REFERENCE_NUMERICS  # noqa: E402
+
 BASELINE = "(reference: kernel start + `import torch, cvlib`)"
-
-
-def notebook_paths() -> list[Path]:
-    return sorted([*REPO.glob("book/*.ipynb"), *REPO.glob("solutions/*/*.ipynb")])
 
 
 @contextmanager
 def kernel_env(device: str):
     """Environment the kernels inherit: the reference CPU numerics on the CPU (see
     scripts/reference_numerics.py) and ``CVLIB_DEVICE`` (what ``pick_device()`` then picks)."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from reference_numerics import REFERENCE_NUMERICS
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
     env = {"CVLIB_DEVICE": device, **(REFERENCE_NUMERICS if device == "cpu" else {})}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -57,14 +53,12 @@ def kernel_env(device: str):
 def execute(path: str) -> dict:
     """Run one notebook in a fresh kernel; seconds (kernel start included) and any error."""
     import nbformat
-    from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     error = None
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+        run(nb, Path(path).parent)
     except Exception as exc:  # CellExecutionError, DeadKernelError, timeouts: record, go on
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # tracebacks come with terminal colours
         lines = [line for line in text.strip().splitlines() if line.strip()]
@@ -82,7 +76,7 @@ def _baseline(folder: Path) -> str:
 
 
 def benchmark(device: str = "cpu", *, jobs: int = 1, paths: list[Path] | None = None, progress=print) -> dict:
-    paths = notebook_paths() if paths is None else paths
+    paths = course_notebooks() if paths is None else paths
     names = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in paths]
     results: dict[str, dict] = {}
     with kernel_env(device) as env, tempfile.TemporaryDirectory() as tmp:

@@ -39,12 +39,21 @@ def _coalesce_streams(outputs: list) -> list:
     return merged
 
 
+def course_notebooks() -> list[Path]:
+    """Every notebook the tests re-run: the book's chapters and the assignments' sources."""
+    return sorted([*REPO.glob("book/*.ipynb"), *REPO.glob("solutions/*/*.ipynb")])
+
+
+def run(nb: nbformat.NotebookNode, folder: Path) -> None:
+    """Execute ``nb`` top to bottom in a fresh kernel whose working directory is ``folder``."""
+    # kernel_name "python3" resolves to this interpreter (jupyter_client maps it to sys.executable)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+
+
 def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    # kernel_name "python3" resolves to this interpreter (jupyter_client maps it to sys.executable)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    run(nb, path.parent)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
@@ -55,8 +64,7 @@ def execute(path: Path) -> float:
 
 def main(args: list[str]) -> None:
     apply_reference_numerics()  # the kernels started below inherit it; see reference_numerics.py
-    paths = [Path(a).resolve() for a in args] or sorted(
-        [*REPO.glob("book/*.ipynb"), *REPO.glob("solutions/*/*.ipynb")])
+    paths = [Path(a).resolve() for a in args] or course_notebooks()
     for path in paths:
         if not path.is_file() or path.suffix != ".ipynb":
             raise SystemExit(f"not a notebook: {path}")

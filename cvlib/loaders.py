@@ -232,14 +232,11 @@ def make_loader(data: Dataset, batch_size: int, *, device: str | torch.device, s
     if transform is not None:
         raise ValueError("a per-batch transform runs only in a DeviceLoader; put the augmentation "
                          "in the dataset for a DataLoader")
-    rank, world = _world()
-    generator = torch.Generator().manual_seed(seed)
-    if world > 1:
-        from torch.utils.data.distributed import DistributedSampler
+    from torch.utils.data.distributed import DistributedSampler
 
-        sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed,
-                                     drop_last=drop_last)
-        return DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                          num_workers=num_workers, pin_memory=device.type == "cuda")
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator,
+    rank, world = _world()
+    sampler = (DistributedSampler(data, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed,
+                                  drop_last=drop_last) if world > 1 else None)
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      drop_last=drop_last, generator=torch.Generator().manual_seed(seed) if sampler is None else None,
                       num_workers=num_workers, pin_memory=device.type == "cuda")

@@ -2,7 +2,8 @@
 
 Each notebook runs top to bottom with nbclient in a new kernel of this Python (as
 ``scripts/execute_notebooks.py`` does, from the notebook's folder, with the same pinned CPU
-numerics on the CPU), and is not written back. A one-cell notebook that only imports torch and
+numerics on the CPU: ``cvcourse.numerics.STORE``, or ``CHECK`` as nbval runs them), and is
+not written back. A one-cell notebook that only imports torch and
 cvlib runs first, the same way: its time (kernel start + imports) is the reference each
 notebook is compared with. ``--jobs N`` runs N notebooks at a time (each still timed alone;
 they then compete for the cores). :func:`test_command` times ``python -m pytest`` from the
@@ -11,7 +12,6 @@ repository root as a subprocess (the suite's ``tests`` part).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -28,26 +28,22 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "scripts") not in sys.path:
     sys.path.insert(0, str(REPO / "scripts"))
 from execute_notebooks import course_notebooks, run  # noqa: E402  (the notebooks and the kernel the tests use)
-from reference_numerics import REFERENCE_NUMERICS  # noqa: E402
+
+from cvcourse import numerics  # noqa: E402
 
 BASELINE = "(reference: kernel start + `import torch, cvlib`)"
 
 
 @contextmanager
-def kernel_env(device: str):
-    """Environment the kernels inherit: the reference CPU numerics on the CPU (see
-    scripts/reference_numerics.py) and ``CVLIB_DEVICE`` (what ``pick_device()`` then picks)."""
-    env = {"CVLIB_DEVICE": device, **(REFERENCE_NUMERICS if device == "cpu" else {})}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+def kernel_env(device: str, path: str = "store"):
+    """Environment the kernels inherit: on the CPU, the code path notebooks are stored
+    (``"store"``, as ``scripts/execute_notebooks.py``) or checked (``"check"``, as nbval) under
+    (see ``cvcourse.numerics``); ``CVLIB_DEVICE`` says what ``pick_device()`` then picks."""
+    env = {**numerics.PATHS[path], "CVLIB_DEVICE": device}
+    if device != "cpu":
+        env = {"CVLIB_DEVICE": device}
+    with numerics.environment(env):
         yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def execute(path: str) -> dict:
@@ -75,11 +71,12 @@ def _baseline(folder: Path) -> str:
     return str(path)
 
 
-def benchmark(device: str = "cpu", *, jobs: int = 1, paths: list[Path] | None = None, progress=print) -> dict:
+def benchmark(device: str = "cpu", *, jobs: int = 1, paths: list[Path] | None = None, progress=print,
+              numerics_path: str = "store") -> dict:
     paths = course_notebooks() if paths is None else paths
     names = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in paths]
     results: dict[str, dict] = {}
-    with kernel_env(device) as env, tempfile.TemporaryDirectory() as tmp:
+    with kernel_env(device, numerics_path) as env, tempfile.TemporaryDirectory() as tmp:
         results[BASELINE] = execute(_baseline(Path(tmp)))
         progress(f"  {results[BASELINE]['seconds']:6.1f} s  {BASELINE}")
         wall = time.perf_counter()
@@ -121,7 +118,7 @@ def markdown(r: dict) -> str:
         rows.append([name if name == BASELINE else f"`{name}`", f"{n['seconds']:.1f}", f"{n['ratio']:.1f}", status])
     rows.append(["**all notebooks, sum**", f"{r['serial_total_s']:.1f}", f"{r['serial_total_s'] / base:.1f}",
                  f"wall {r['wall_s']:.1f} s with {r['jobs']} job(s)"])
-    env = ", ".join(f"{k}={v}" for k, v in r["kernel_env"].items())
+    env = numerics.describe(r["kernel_env"])
     return ("## Notebooks (seconds in a fresh kernel)\n\n"
             f"Each notebook executed top to bottom with nbclient, not written back; kernels run with {env}; "
             f"{r['jobs']} at a time. Seconds include the kernel's start and shutdown.\n\n"

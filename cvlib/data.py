@@ -6,8 +6,9 @@
   you already have (or download on request). A missing folder is a clear error, never a
   silent switch to another dataset.
 
-Both return a :class:`Splits` of ``TensorDataset`` s holding normalized ``float32`` images
-``[N, C, H, W]`` and ``int64`` labels ``[N]``; the normalization statistics come from the
+Both return a :class:`Splits` of ``TensorDataset`` s holding normalized floating-point images
+``[N, C, H, W]`` (``float32`` unless ``dtype=`` asks for another, e.g. the ``float64`` of
+``cvlib.device.experiment_dtype("cpu")``) and ``int64`` labels ``[N]``; the normalization statistics come from the
 training split only, so nothing about validation or test leaks into training.
 """
 
@@ -28,7 +29,7 @@ class Splits:
     """Train/validation/test splits of one dataset.
 
     Attributes:
-        train, val, test: ``TensorDataset(images[N, C, H, W] float32, labels[N] int64)``.
+        train, val, test: ``TensorDataset(images[N, C, H, W] dtype, labels[N] int64)``.
         classes: class names, ``classes[label]``.
         mean, std: per-channel statistics of the raw training images (in [0, 1] pixel
             units) that were used to normalize every split: ``x = (raw - mean) / std``.
@@ -59,45 +60,60 @@ def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[n
     return np.sort(keep), np.sort(held_out)
 
 
-def _normalize(images: np.ndarray, train_index: np.ndarray) -> tuple[torch.Tensor, tuple, tuple]:
-    """``images`` float [N, C, H, W] in [0, 1] -> normalized tensor, per-channel mean, std."""
+_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _check_dtype(dtype) -> type:
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def _normalize(images: np.ndarray, train_index: np.ndarray, dtype=torch.float32) -> tuple[torch.Tensor, tuple, tuple]:
+    """``images`` float [N, C, H, W] in [0, 1] -> normalized tensor of ``dtype``, per-channel mean, std."""
+    np_dtype = _check_dtype(dtype)
     train = images[train_index]
     mean = train.mean(axis=(0, 2, 3), dtype=np.float64)  # [C]
     std = train.std(axis=(0, 2, 3), dtype=np.float64)  # [C]
     shape = (1, -1, 1, 1)
-    normalized = (images - mean.astype(np.float32).reshape(shape)) / std.astype(np.float32).reshape(shape)
+    images = images.astype(np_dtype, copy=False)
+    normalized = (images - mean.astype(np_dtype).reshape(shape)) / std.astype(np_dtype).reshape(shape)
     return (
-        torch.from_numpy(normalized.astype(np.float32, copy=False)),
+        torch.from_numpy(normalized.astype(np_dtype, copy=False)),
         tuple(round(float(m), 6) for m in mean),
         tuple(round(float(s), 6) for s in std),
     )
 
 
-def _make_splits(images, labels, train_i, val_i, test_i, classes) -> Splits:
-    x, mean, std = _normalize(images, train_i)
+def _make_splits(images, labels, train_i, val_i, test_i, classes, dtype=torch.float32) -> Splits:
+    x, mean, std = _normalize(images, train_i, dtype)
     y = torch.from_numpy(labels.astype(np.int64))
     pick = lambda i: TensorDataset(x[i], y[i])  # noqa: E731
     return Splits(pick(train_i), pick(val_i), pick(test_i), tuple(classes), mean, std)
 
 
-def load_digits(*, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0) -> Splits:
+def load_digits(*, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0,
+                dtype: torch.dtype = torch.float32) -> Splits:
     """scikit-learn's digits as ``[N, 1, 8, 8]`` images, split train/val/test by class.
 
     Args:
         val_fraction, test_fraction: share of the 1,797 images held out for each (stratified,
             so every split has every digit in the same proportion).
         seed: seed of the split; the same seed gives the same split on every machine.
+        dtype: ``torch.float32`` or ``torch.float64`` images (the book's CPU scale uses the
+            latter: see ``cvlib.device.experiment_dtype``).
     """
     from sklearn.datasets import load_digits as _sk_load_digits
 
     _check_fractions(val_fraction=val_fraction, test_fraction=test_fraction)
+    _check_dtype(dtype)
     raw = _sk_load_digits()
-    images = (raw.images.astype(np.float32) / 16.0)[:, None]  # pixel counts 0..16 -> [0, 1]
+    images = (raw.images.astype(_DTYPES[dtype]) / 16.0)[:, None]  # pixel counts 0..16 -> [0, 1]
     labels = raw.target
     rest, test_i = _stratified_split(labels, test_fraction, seed)
     train_j, val_j = _stratified_split(labels[rest], val_fraction / (1 - test_fraction), seed)
     classes = [str(c) for c in raw.target_names]
-    return _make_splits(images, labels, rest[train_j], rest[val_j], test_i, classes)
+    return _make_splits(images, labels, rest[train_j], rest[val_j], test_i, classes, dtype)
 
 
 def _read_cifar10(root: Path, train: bool, download: bool):
@@ -117,7 +133,8 @@ def _read_cifar10(root: Path, train: bool, download: bool):
 
 
 def load_cifar10(
-    root: str | Path, *, val_fraction: float = 0.1, seed: int = 0, download: bool = False
+    root: str | Path, *, val_fraction: float = 0.1, seed: int = 0, download: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> Splits:
     """CIFAR-10 as ``[N, 3, 32, 32]`` images: 50,000 training images split into train/val
     (stratified), and the official 10,000-image test set.
@@ -128,11 +145,13 @@ def load_cifar10(
         seed: seed of the train/val split.
         download: fetch the archive if it is missing (needs network access; off by default
             so that nothing is downloaded unless you ask).
+        dtype: ``torch.float32`` (default) or ``torch.float64`` images.
 
     Raises:
         FileNotFoundError: the data is not in ``root`` and ``download`` is False.
     """
     _check_fractions(val_fraction=val_fraction)
+    _check_dtype(dtype)
     root = Path(root).expanduser()
     train_set = _read_cifar10(root, True, download)
     test_set = _read_cifar10(root, False, download)
@@ -142,4 +161,4 @@ def load_cifar10(
     n_train = len(train_set.targets)
     train_i, val_i = _stratified_split(labels[:n_train], val_fraction, seed)
     test_i = np.arange(n_train, len(labels))
-    return _make_splits(images, labels, train_i, val_i, test_i, train_set.classes)
+    return _make_splits(images, labels, train_i, val_i, test_i, train_set.classes, dtype)

@@ -11,11 +11,13 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "seed_everything", "experiment_scale"]
+__all__ = ["pick_device", "seed_everything", "experiment_scale", "experiment_dtype"]
 
 ENV_VAR = "CVLIB_DEVICE"
 SCALE_VAR = "CVLIB_SCALE"
 SCALES = ("cpu", "gpu")
+# The floating-point type each scale computes in; see experiment_dtype.
+SCALE_DTYPES = {"cpu": torch.float64, "gpu": torch.float32}
 
 
 def _mps_available() -> bool:
@@ -116,3 +118,34 @@ def experiment_scale(scale: str | None = None, *, verbose: bool = True) -> str:
     if verbose:
         print(f"cvlib: experiment scale {scale} ({source})")
     return scale
+
+
+def experiment_dtype(scale: str, *, verbose: bool = True) -> torch.dtype:
+    """The floating-point type a chapter's experiments compute in at ``scale``.
+
+    ``"cpu"`` scale: ``torch.float64``. Every CPU sums in its own order (AVX2, AVX-512, NEON,
+    MKL, OpenBLAS, oneDNN, the number of threads), and in float32 those last-bit differences
+    grow over a few epochs of training into different printed numbers. In float64 they start
+    about 1e-16 apart and stay far below the printed digits, so the book's numbers, which the
+    tests re-check, are the same on every machine. At this size the cost is about 2x CPU time.
+
+    ``"gpu"`` scale: ``torch.float32`` (``fit`` adds bf16 autocast on CUDA): the fast path.
+
+    A chapter makes this visible and explicit in its first cell::
+
+        SCALE = experiment_scale()
+        DTYPE = experiment_dtype(SCALE)
+        torch.set_default_dtype(DTYPE)   # new tensors and new models' weights are DTYPE
+        splits = load_digits(dtype=DTYPE)
+
+    The weights must be *drawn* in float64 (a model made before ``set_default_dtype`` and then
+    ``.double()``-ed keeps its float32 initial rounding, which training amplifies).
+    """
+    if scale not in SCALE_DTYPES:
+        raise ValueError(f"experiment scale must be one of {SCALES}, got {scale!r}")
+    dtype = SCALE_DTYPES[scale]
+    if verbose:
+        why = ("stored outputs do not depend on the CPU" if dtype == torch.float64
+               else "the fast path; fit adds bf16 autocast on CUDA")
+        print(f"cvlib: computing in {str(dtype).removeprefix('torch.')} at {scale} scale ({why})")
+    return dtype

@@ -136,6 +136,9 @@ def _check_compile(device: torch.device) -> None:
                              "none was found")
 
 
+_FULL = (torch.float32, torch.float64)
+
+
 def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, bar=None,
                after_step=None, channels_last=False):
     """One pass over ``loader``; trains when an optimizer is given. Returns mean metrics.
@@ -147,7 +150,8 @@ def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, 
     metrics of all the data.
     """
     n = torch.zeros((), dtype=torch.long, device=device)
-    loss_sum = torch.zeros((), device=device)
+    # float64 sums (MPS has no float64): the epoch's mean does not round the per-batch losses
+    loss_sum = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
     hits = {k: torch.zeros((), dtype=torch.long, device=device) for k in topk}
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     for x, y in loader:
@@ -164,10 +168,11 @@ def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, 
             if after_step is not None:
                 after_step()
         with torch.no_grad():
-            rivals = metrics.rivals(logits.float(), y)  # [B], topk_correct's rule, unchecked
+            # [B], topk_correct's rule, unchecked; bf16/fp16 logits are compared in float32
+            rivals = metrics.rivals(logits if logits.dtype in _FULL else logits.float(), y)
             for k in topk:
                 hits[k] += (rivals < k).sum()
-            loss_sum += loss.detach().float() * len(y)
+            loss_sum += loss.detach().to(loss_sum.dtype) * len(y)
         n += len(y)
         if bar is not None and not bar.disable:
             bar.update(1)

@@ -6,8 +6,11 @@
 Runs each notebook top to bottom in a fresh kernel of this Python environment (the one the
 tests use), then drops per-run metadata (execution timestamps) and merges split stream
 chunks, so that a re-run that changes no output changes no byte. nbval (`pytest`) later
-re-runs them and compares these outputs. Both pin the CPU code paths of torch, MKL and oneDNN
-(scripts/reference_numerics.py) so the outputs do not depend on the CPU.
+re-runs them and compares these outputs under a *different* CPU code path: the kernels here run
+under ``cvcourse.numerics.STORE`` (the machine's own fastest code, CPU device and scale), nbval's
+under ``cvcourse.numerics.CHECK`` (scalar ATen, MKL's compatible branch, oneDNN at SSE4.1).
+The book's CPU-scale experiments compute in float64 (``cvlib.device.experiment_dtype``), so the
+two agree in every printed digit; a cell whose output differs fails the tests.
 After editing a solution notebook, regenerate the student release too:
 `nbgrader generate_assignment NN_topic --force`.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from reference_numerics import apply as apply_reference_numerics
+from cvcourse import numerics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,12 +66,14 @@ def execute(path: Path) -> float:
 
 
 def main(args: list[str]) -> None:
-    apply_reference_numerics()  # the kernels started below inherit it; see reference_numerics.py
     paths = [Path(a).resolve() for a in args] or course_notebooks()
     for path in paths:
         if not path.is_file() or path.suffix != ".ipynb":
             raise SystemExit(f"not a notebook: {path}")
-        print(f"{execute(path):6.1f} s  {path.relative_to(REPO)}", flush=True)
+    print(f"kernels: {numerics.describe(numerics.STORE)}", flush=True)
+    with numerics.environment(numerics.STORE):  # the kernels started below inherit it
+        for path in paths:
+            print(f"{execute(path):6.1f} s  {path.relative_to(REPO)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,20 @@
-"""Shared by the tests: the repository root, and a CIFAR-10-format folder written by the tests."""
+"""Fixtures shared by the tests: a CIFAR-10-format folder written by the tests.
+
+The notebook kernels' CPU code path is set by the ``cvcourse.numerics`` plugin (see
+pyproject.toml), for every pytest invocation, not here.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import pickle
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import numpy as np
+import pytest
+import torch
 
-# Before torch loads: the CPU numerics the stored notebook outputs were made with (nbval's
-# kernels inherit them). See scripts/reference_numerics.py.
-sys.path.insert(0, str(REPO / "scripts"))
-import reference_numerics  # noqa: E402
-
-reference_numerics.apply()
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+from helpers import CIFAR_CLASSES
 
 # Crafted submissions are notebook cells, not tests (names like lr_range_test.py match pytest's
 # default file pattern).
@@ -29,15 +25,10 @@ collect_ignore = ["submissions"]
 # run tiny models set the same in their first cell; nbval runs them in their own kernels.)
 torch.set_num_threads(1)
 
-CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-                 "dog", "frog", "horse", "ship", "truck"]
-
 
 def _write_pickle(path: Path, obj) -> str:
     path.write_bytes(pickle.dumps(obj))
     return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture
 def cifar10_root(tmp_path, monkeypatch) -> Path:
     """A tiny dataset in CIFAR-10's on-disk format (5 train batches, 1 test batch, meta).

@@ -14,18 +14,13 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import reference_numerics  # noqa: E402
+import torch
+from torch import nn
 
-reference_numerics.apply()
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from cvlib.distributed import cleanup, setup  # noqa: E402
-from cvlib.loaders import CropFlip, DeviceLoader  # noqa: E402
-from cvlib.models import SmallCNN  # noqa: E402
-from cvlib.train import fit  # noqa: E402
+from cvlib.distributed import cleanup, setup
+from cvlib.loaders import CropFlip, DeviceLoader
+from cvlib.models import SmallCNN
+from cvlib.train import fit
 
 BATCH = 16  # per process
 

@@ -14,7 +14,7 @@ from torchvision.transforms.v2 import functional as F
 
 from cvlib import box_transforms as bt
 from cvlib.box_transforms import Sample
-from conftest import REPO
+from helpers import REPO
 
 
 def random_sample(gen: torch.Generator, h: int = 37, w: int = 53, n: int = 12) -> Sample:

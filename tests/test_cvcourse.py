@@ -10,7 +10,7 @@ import re
 import nbformat
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from cvcourse import feedback, integrity
 from cvcourse.execute import add_probes, score
 from cvcourse.sandbox import Limits, kernel_argv

@@ -8,7 +8,7 @@ import torch
 from sklearn.datasets import load_digits as sk_load_digits
 
 from cvlib.data import load_cifar10, load_digits
-from conftest import CIFAR_CLASSES
+from helpers import CIFAR_CLASSES
 
 
 def _labels(ds):

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from helpers import REPO
 from cvlib.distributed import setup, world
 from cvlib.loaders import DeviceLoader
 from cvlib.models import SmallCNN

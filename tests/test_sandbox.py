@@ -29,7 +29,7 @@ from typing import Callable
 import nbformat
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 ASSIGNMENT = "01_topk"
 MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.M)

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 
 # The jupyter-book executable of the environment running the tests.
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"

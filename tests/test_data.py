@@ -81,3 +81,21 @@ def test_cifar10_corrupted_file_is_reported(cifar10_root):
     (cifar10_root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"truncated")
     with pytest.raises(FileNotFoundError, match="not found or corrupted"):
         load_cifar10(cifar10_root)
+
+
+def test_float64_images_are_the_float32_ones_computed_in_float64(cifar10_root):
+    single, double = load_digits(), load_digits(dtype=torch.float64)
+    for a, b in zip((single.train, single.val, single.test), (double.train, double.val, double.test)):
+        assert a.tensors[0].dtype == torch.float32 and b.tensors[0].dtype == torch.float64
+        assert torch.equal(a.tensors[1], b.tensors[1])
+        torch.testing.assert_close(b.tensors[0].float(), a.tensors[0])
+    assert single.mean == double.mean and single.std == double.std
+    assert load_cifar10(cifar10_root, dtype=torch.float64).train.tensors[0].dtype == torch.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.int64, "float64"])
+def test_other_dtypes_are_refused(dtype, cifar10_root):
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
+        load_digits(dtype=dtype)
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
+        load_cifar10(cifar10_root, dtype=dtype)

@@ -151,7 +151,8 @@ def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, 
     """
     n = torch.zeros((), dtype=torch.long, device=device)
     # float64 sums (MPS has no float64): the epoch's mean does not round the per-batch losses
-    loss_sum = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float32 if torch.device(device).type == "mps" else torch.float64,
+                           device=device)
     hits = {k: torch.zeros((), dtype=torch.long, device=device) for k in topk}
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     for x, y in loader:

@@ -18,8 +18,9 @@ Conventions of torch worth knowing (each one is a test):
 * ``weight_decay`` is an L2 term added to the gradient everywhere except AdamW, which shrinks the
   weights directly by ``lr * weight_decay`` (decoupled, Loshchilov & Hutter 2019).
 * NAdam's momentum coefficient grows with the step, ``mu_t = beta1 (1 - 0.5 * 0.96**(t psi))``,
-  and torch keeps the running product of the ``mu_t`` in a float32 scalar, even for float64
-  parameters (so do we: the two must agree).
+  and torch keeps the running product of the ``mu_t`` in a scalar of its own "scalar dtype":
+  float64 when the default dtype (``torch.get_default_dtype()``) is float64, float32 otherwise,
+  whatever the parameters' dtype (so do we: the two must agree).
 """
 
 from __future__ import annotations
@@ -267,6 +268,12 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
 
+def _scalar_dtype() -> torch.dtype:
+    """The dtype torch.optim keeps its scalar state in (``torch.optim.optimizer._get_scalar_dtype``):
+    float64 when the default dtype is float64, else float32, whatever the parameters' dtype."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
 class NAdam(_Optimizer):
     r"""NAdam (Dozat 2016): Adam with Nesterov momentum and a momentum schedule.
 
@@ -276,7 +283,8 @@ class NAdam(_Optimizer):
       \left(\sqrt{v_t/(1-\beta_2^t)} + \epsilon\right)$$
 
     with $m_t, v_t$ as in Adam, ``momentum_decay`` $\psi$, and $g$ including $\lambda\theta$.
-    State: ``step``, ``mu_product`` (a float32 scalar, as torch keeps it), ``exp_avg``, ``exp_avg_sq``.
+    State: ``step``, ``mu_product`` (a scalar in torch's scalar dtype: float64 under a float64
+    default dtype, float32 otherwise, whatever the parameters' dtype), ``exp_avg``, ``exp_avg_sq``.
     """
 
     def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -292,13 +300,13 @@ class NAdam(_Optimizer):
     def _update(self, p, grad, state, group):
         (beta1, beta2), lr, psi = group["betas"], group["lr"], group["momentum_decay"]
         if not state:
-            state.update(step=0, mu_product=torch.ones((), dtype=torch.float32),
+            state.update(step=0, mu_product=torch.ones((), dtype=_scalar_dtype()),
                          exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
         state["step"] = t = int(state["step"]) + 1
         g = grad + group["weight_decay"] * p
         mu = beta1 * (1 - 0.5 * 0.96 ** (t * psi))
         mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
-        state["mu_product"] = state["mu_product"] * mu  # float32, like torch
+        state["mu_product"] = state["mu_product"] * mu  # in the scalar dtype, like torch
         mu_prod = float(state["mu_product"])
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m.copy_(beta1 * m + (1 - beta1) * g)
@@ -321,8 +329,10 @@ def quadratic(xy: Tensor, condition: float = 20.0, angle: float = 0.5) -> Tensor
 
     ``xy[..., 2]`` -> ``[...]``. Hessian eigenvalues 1 and ``condition`` (its condition
     number); the valley is tilted, so no coordinate-wise method can align with it. Minimum 0 at 0.
+    The rotation is computed in ``xy``'s dtype (a float64 surface is rotated in float64).
     """
-    c, s = torch.cos(torch.tensor(angle)), torch.sin(torch.tensor(angle))
+    theta = torch.tensor(angle, dtype=xy.dtype, device=xy.device)
+    c, s = torch.cos(theta), torch.sin(theta)
     u = c * xy[..., 0] + s * xy[..., 1]
     w = -s * xy[..., 0] + c * xy[..., 1]
     return 0.5 * (u * u + condition * w * w)

@@ -94,6 +94,40 @@ def test_matches_torch_optim_over_50_steps(name, kwargs, dtype):
     assert moved > 1e-3, "the parameters should have moved: the comparison would be vacuous"
 
 
+@pytest.fixture
+def float64_default():
+    """torch.set_default_dtype(torch.float64) for one test, as the book's chapters set it."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_matches_torch_optim_under_a_float64_default_dtype(name, kwargs, dtype, float64_default):
+    """torch keeps scalar state (NAdam's mu_product) in float64 when the default dtype is float64,
+    also for float32 parameters: cvlib must follow, or float64 parity fails at about 1e-8."""
+    _run_pair(name, kwargs, dtype, "cpu")
+
+
+@pytest.mark.parametrize("default", [torch.float32, torch.float64])
+def test_nadam_mu_product_dtype_follows_torch(default):
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(default)
+    try:
+        pair = []
+        for make in (torch.optim.NAdam, O.NAdam):
+            p = nn.Parameter(torch.ones(2, dtype=torch.float32))
+            opt = make([p], lr=0.01)
+            p.grad = torch.ones(2, dtype=torch.float32)
+            opt.step()
+            pair.append(torch.as_tensor(opt.state[p]["mu_product"]).dtype)
+    finally:
+        torch.set_default_dtype(before)
+    assert pair[0] == pair[1] == default
+
+
 GROUP_CASES = {
     "SGD": dict(lr=0.1, momentum=0.9, weight_decay=0.01),
     "Adagrad": dict(lr=0.1, weight_decay=0.01),
@@ -177,6 +211,23 @@ def test_surfaces():
     h = torch.autograd.functional.hessian(lambda v: O.quadratic(v, condition=50.0),
                                           torch.zeros(2, dtype=torch.float64))
     torch.testing.assert_close(torch.linalg.eigvalsh(h), torch.tensor([1.0, 50.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_quadratic_is_rotated_in_the_input_dtype(dtype):
+    # the rotation's cos and sin follow the input's dtype: float32 in, float32 out; float64 is
+    # rotated in float64, so its Hessian has the eigenvalues 1 and condition to float64 precision
+    xy = torch.tensor([0.3, -0.7], dtype=dtype)
+    assert O.quadratic(xy, condition=25.0).dtype == dtype
+    h = torch.autograd.functional.hessian(lambda v: O.quadratic(v, condition=25.0), torch.zeros(2, dtype=dtype))
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(torch.linalg.eigvalsh(h), torch.tensor([1.0, 25.0], dtype=dtype), atol=tol, rtol=0)
+    angle = torch.tensor(0.5, dtype=dtype)
+    expected = 0.5 * ((angle.cos() * 0.3 + angle.sin() * -0.7) ** 2
+                      + 25.0 * (-angle.sin() * 0.3 + angle.cos() * -0.7) ** 2)
+    # float64: to rounding (1e-13), far closer than a float32 cos and sin would get (about 1e-8)
+    rtol = 1e-6 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(O.quadratic(xy, condition=25.0), expected, atol=0, rtol=rtol)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

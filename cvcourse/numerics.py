@@ -57,18 +57,18 @@ def environment(env: dict[str, str | None]) -> Iterator[dict[str, str | None]]:
     it, such as Jupyter kernels, inherit it. The old values are restored afterwards."""
     saved = {k: os.environ.get(k) for k in env}
     try:
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _set(env)
         yield env
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _set(saved)
+
+
+def _set(env: dict[str, str | None]) -> None:
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 # --- pytest plugin ------------------------------------------------------------------------------

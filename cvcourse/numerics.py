@@ -16,8 +16,9 @@ they do in float32. This module makes the tests *prove* that, on whatever machin
   would; on ARM the MKL and oneDNN variables have no effect and ATen's ``default`` still differs
   from NEON.
 
-Both pin the notebooks to the CPU device and the CPU scale (``CVLIB_DEVICE=cpu``,
-``CVLIB_SCALE=cpu``): the stored outputs are the CPU-scale run, also on a machine with a GPU.
+Both pin the notebooks to the CPU device (``CVLIB_DEVICE=cpu``) and unset ``CVLIB_SCALE``, so
+``experiment_scale()`` takes its default, the CPU scale: the stored outputs are the CPU-scale run,
+also on a machine with a GPU or in a shell that exported ``CVLIB_SCALE=gpu``.
 
 This module is also the pytest plugin that applies ``CHECK`` (``-p cvcourse.numerics`` in
 ``pyproject.toml``'s ``addopts``, so every ``pytest`` invocation from the repository loads it,
@@ -35,7 +36,7 @@ import pytest
 
 # The variables that choose a CPU code path; None means "unset" (the library decides).
 PINS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
-NOTEBOOK = {"CVLIB_DEVICE": "cpu", "CVLIB_SCALE": "cpu"}
+NOTEBOOK: dict[str, str | None] = {"CVLIB_DEVICE": "cpu", "CVLIB_SCALE": None}
 STORE: dict[str, str | None] = {**NOTEBOOK, **dict.fromkeys(PINS)}
 CHECK: dict[str, str | None] = {
     **NOTEBOOK,

@@ -315,12 +315,18 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, batches: I
 @torch.no_grad()
 def max_softmax(model: nn.Module, loader: Iterable, device: torch.device | str) -> Tensor:
     """Confidence of every prediction: ``max_c softmax(logits)_c`` in eval mode, ``Tensor[N]``
-    on the CPU, values in ``[1/C, 1]``. The model's train/eval flag is restored."""
+    on the CPU, values in ``[1/C, 1]``, in the logits' dtype (float32 for bf16/fp16 logits).
+    The model's train/eval flag is restored."""
     _check_module(model)
     was_training = model.training
     model.eval()
+    out = []
     try:
-        out = [F.softmax(model(x.to(device)).float(), dim=1).amax(dim=1).cpu() for x, _ in loader]
+        for x, _ in loader:
+            logits = model(x.to(device))
+            # float32 and float64 logits as they are; bf16/fp16 (autocast) in float32
+            logits = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+            out.append(F.softmax(logits, dim=1).amax(dim=1).cpu())
     finally:
         model.train(was_training)
     return torch.cat(out)

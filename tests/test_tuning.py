@@ -234,6 +234,17 @@ def test_max_softmax_range_and_mode():
     torch.testing.assert_close(conf, F.softmax(model(x), 1).amax(1).detach())
 
 
+def test_max_softmax_keeps_float64_and_lifts_bf16():
+    seed_everything(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).double()
+    x, y = _batch(8)
+    conf = max_softmax(model, [(x.double(), y)], "cpu")
+    assert conf.dtype == torch.float64  # not rounded to float32: the book's CPU scale is float64
+    torch.testing.assert_close(conf, F.softmax(model(x.double()), 1).amax(1).detach(), rtol=0, atol=0)
+    half = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).to(torch.bfloat16)
+    assert max_softmax(half, [(x.to(torch.bfloat16), y)], "cpu").dtype == torch.float32
+
+
 @pytest.mark.parametrize("train_err,val_err,verdict", [
     (0.30, 0.31, "underfitting"), (0.30, 0.90, "underfitting"), (0.01, 0.20, "overfitting"),
     (0.01, 0.04, "good fit"), (0.05, 0.10, "good fit")])

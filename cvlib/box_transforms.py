@@ -56,23 +56,26 @@ def _check_generator(generator) -> None:
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
 
 
-def load_photos() -> dict[str, Sample]:
+def load_photos(dtype: torch.dtype | None = None) -> dict[str, Sample]:
     """The chapter's photos (scikit-image sample images) with the boxes in ``photo_boxes.json``.
 
-    Returns {name: Sample}: float images Tensor[3, H, W] in [0, 1], boxes in XYXY pixel-edge
-    coordinates, labels as indices into ``LABELS``. Needs scikit-image (no network: these photos
-    ship inside its wheel).
+    Returns {name: Sample}: images Tensor[3, H, W] in [0, 1] and boxes in XYXY pixel-edge
+    coordinates, both in ``dtype`` (default: torch's default dtype), labels as indices into
+    ``LABELS``. Needs scikit-image (no network: these photos ship inside its wheel).
     """
     import skimage.data  # optional dependency: only the chapter's photos need it
 
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
     spec = json.loads(resources.files("cvlib").joinpath("photo_boxes.json").read_text())["photos"]
     out = {}
     for name, entry in spec.items():
-        image = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1).float() / 255
+        image = torch.from_numpy(getattr(skimage.data, name)()).permute(2, 0, 1).to(dtype) / 255
         if list(image.shape[1:]) != entry["size"]:
             raise ValueError(f"photo {name!r} is {tuple(image.shape[1:])}, "
                              f"the annotations expect {entry['size']}")
-        boxes = torch.tensor([o["box"] for o in entry["objects"]], dtype=torch.float32)
+        boxes = torch.tensor([o["box"] for o in entry["objects"]], dtype=dtype)
         labels = torch.tensor([LABELS.index(o["label"]) for o in entry["objects"]])
         out[name] = Sample(image, boxes, labels)
     return out

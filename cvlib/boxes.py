@@ -67,12 +67,12 @@ def voc_to_xyxy(boxes: Tensor) -> Tensor:
     """Pascal VOC ``(xmin, ymin, xmax, ymax)``, 1-based inclusive pixel indices -> continuous xyxy.
 
     ``(1, 1, 10, 10)`` (the top-left 10x10 pixels) becomes ``(0, 0, 10, 10)``: minus one on the
-    minimum corner, unchanged maximum corner. Accepts integer or floating [N, 4]; returns float32
-    (or the input's floating dtype).
+    minimum corner, unchanged maximum corner. Accepts integer or floating [N, 4]; returns the
+    input's floating dtype, or torch's default dtype for integer input.
     """
     if not isinstance(boxes, Tensor):
         raise TypeError(f"boxes must be a torch.Tensor, got {type(boxes).__name__}")
-    boxes = boxes if boxes.is_floating_point() else boxes.float()
+    boxes = boxes if boxes.is_floating_point() else boxes.to(torch.get_default_dtype())
     _check_boxes(boxes, "boxes")
     if (boxes[:, :2] < 1).any():
         raise ValueError("boxes: VOC pixel indices start at 1, got a minimum below 1")
@@ -169,7 +169,7 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
 
 def grid_anchors(feature_size: tuple[int, int], stride: tuple[int, int] | int, sizes: tuple[float, ...],
                  aspect_ratios: tuple[float, ...], *, offset: float = 0.0,
-                 dtype: torch.dtype = torch.float32) -> Tensor:
+                 dtype: torch.dtype | None = None) -> Tensor:
     """Anchors [H*W*A, 4] (xyxy) over an ``feature_size=(H, W)`` map, ``A = len(ratios)*len(sizes)``.
 
     Anchor centres sit at ``((j + offset) * stride_x, (i + offset) * stride_y)``; ``offset=0`` is
@@ -177,6 +177,7 @@ def grid_anchors(feature_size: tuple[int, int], stride: tuple[int, int] | int, s
     the cell centre (SSD). Each size ``s`` and aspect ratio ``r = h / w`` gives a box of area
     ``s**2``: ``w = s / sqrt(r)``, ``h = s * sqrt(r)``. Order: location-major, then ratio, then
     size, as torchvision. (torchvision also rounds each half-width to an integer; this does not.)
+    Computed in float64, returned in ``dtype`` (default: torch's default dtype).
     """
     if len(feature_size) != 2 or any(type(v) is not int or v < 1 for v in feature_size):
         raise ValueError(f"feature_size must be two positive ints (H, W), got {feature_size}")
@@ -194,6 +195,7 @@ def grid_anchors(feature_size: tuple[int, int], stride: tuple[int, int] | int, s
     xs = (torch.arange(feature_size[1], dtype=torch.float64) + offset) * sx  # [W]
     cy, cx = torch.meshgrid(ys, xs, indexing="ij")  # [H, W] each
     centres = torch.stack((cx, cy, cx, cy), dim=-1).reshape(-1, 1, 4)  # [H*W, 1, 4]
+    dtype = torch.get_default_dtype() if dtype is None else dtype
     return (centres + base[None]).reshape(-1, 4).to(dtype)  # [H*W*A, 4]
 
 

@@ -24,18 +24,23 @@ CLASSES = ("square", "disc")
 
 
 def make_shapes(n: int, generator: torch.Generator, *, image_size: int = 32, max_objects: int = 3,
-                min_size: int = 6, max_size: int = 14) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+                min_size: int = 6, max_size: int = 14,
+                dtype: torch.dtype | None = None) -> tuple[Tensor, list[Tensor], list[Tensor]]:
     """``n`` grey images [n, 1, S, S] with 1..max_objects non-overlapping squares and discs.
 
-    Returns ``(images, boxes, labels)``: ``boxes[i]`` [K_i, 4] float32 xyxy is the exact extent of
-    the object's pixels (pixel indices ``x1 .. x2-1``), ``labels[i]`` [K_i] int64 in {0, 1}.
-    Background: uniform noise in [0, 0.3); objects have brightness in [0.6, 1).
+    Returns ``(images, boxes, labels)``: images and ``boxes[i]`` [K_i, 4] (xyxy, the exact extent
+    of the object's pixels: pixel indices ``x1 .. x2-1``) in ``dtype`` (default: torch's default
+    dtype, so a chapter's ``set_default_dtype(DTYPE)`` carries over), ``labels[i]`` [K_i] int64
+    in {0, 1}. Background: uniform noise in [0, 0.3); objects have brightness in [0.6, 1).
     """
     if type(n) is not int or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not 1 <= min_size <= max_size <= image_size:
         raise ValueError(f"need 1 <= min_size <= max_size <= image_size, got {min_size}, {max_size}")
-    images = torch.rand(n, 1, image_size, image_size, generator=generator) * 0.3
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    images = torch.rand(n, 1, image_size, image_size, generator=generator, dtype=dtype) * 0.3
     ii, jj = torch.meshgrid(torch.arange(image_size), torch.arange(image_size), indexing="ij")
     all_boxes, all_labels = [], []
     for img in images:
@@ -47,8 +52,8 @@ def make_shapes(n: int, generator: torch.Generator, *, image_size: int = 32, max
                 break
             s = int(torch.randint(min_size, max_size + 1, (1,), generator=generator))
             x, y = (int(v) for v in torch.randint(0, image_size - s + 1, (2,), generator=generator))
-            box = torch.tensor([[x, y, x + s, y + s]], dtype=torch.float32)
-            if boxes and (B.box_iou(box, torch.tensor(boxes)) > 0).any():
+            box = torch.tensor([[x, y, x + s, y + s]], dtype=dtype)
+            if boxes and (B.box_iou(box, torch.tensor(boxes, dtype=dtype)) > 0).any():
                 continue
             label = int(torch.randint(0, 2, (1,), generator=generator))
             if label == 0:
@@ -60,7 +65,7 @@ def make_shapes(n: int, generator: torch.Generator, *, image_size: int = 32, max
             rows, cols = mask.nonzero(as_tuple=True)
             boxes.append([float(cols.min()), float(rows.min()), float(cols.max()) + 1, float(rows.max()) + 1])
             labels.append(label)
-        all_boxes.append(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
+        all_boxes.append(torch.tensor(boxes, dtype=dtype).reshape(-1, 4))
         all_labels.append(torch.tensor(labels, dtype=torch.long))
     return images, all_boxes, all_labels
 
@@ -265,15 +270,17 @@ def average_precision(detections: list[tuple[Tensor, Tensor, Tensor]], gt_boxes:
         total = sum(len(g) for g in gts)
         if total == 0:
             continue
-        entries = [(float(s), i, box) for i, (bx, sc, lb) in enumerate(detections)
-                   for box, s in zip(bx[lb == c], sc[lb == c])]
+        # per image, the IoU of each of its class-c detections with each of its class-c objects
+        ious = [B.box_iou(bx[lb == c].to(g.dtype), g) for (bx, _, lb), g in zip(detections, gts)]
+        entries = [(float(s), i, k) for i, (_, sc, lb) in enumerate(detections)
+                   for k, s in enumerate(sc[lb == c].tolist())]
         entries.sort(key=lambda e: -e[0])  # stable: equal scores keep image order
         used = [torch.zeros(len(g), dtype=torch.bool) for g in gts]
         tp = []
-        for _, i, box in entries:
+        for _, i, k in entries:
             hit = False
             if len(gts[i]):
-                iou = B.box_iou(box[None].to(gts[i].dtype), gts[i])[0].masked_fill(used[i], -1.0)
+                iou = ious[i][k].masked_fill(used[i], -1.0)
                 j = int(iou.argmax())
                 if iou[j] >= iou_threshold:
                     used[i][j], hit = True, True
@@ -292,9 +299,9 @@ def detection_scores(detections: list[tuple[Tensor, Tensor, Tensor]], gt_boxes: 
     """mAP@0.5, recall@0.5 (any detection of the right class), mean best IoU per ground truth."""
     recalled, best_ious = [], []
     for (bx, _, lb), g, gl in zip(detections, gt_boxes, gt_labels):
-        for box, c in zip(g, gl):
-            same = bx[lb == c]
-            best = float(B.box_iou(box[None], same).max()) if len(same) else 0.0
+        iou = B.box_iou(g, bx.to(g.dtype)).masked_fill(gl[:, None] != lb[None, :], -1.0)  # [G, D], same class only
+        for row in iou:
+            best = max(float(row.max()), 0.0) if len(row) else 0.0
             recalled.append(best >= 0.5)
             best_ious.append(best)
     ap = average_precision(detections, gt_boxes, gt_labels, num_classes)

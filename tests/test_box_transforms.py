@@ -225,6 +225,12 @@ def test_photos_load_with_boxes_inside():
     for s in photos.values():
         assert_valid(s)
         assert ((s.boxes[:, 2:] - s.boxes[:, :2]) > 10).all()
+        assert s.image.dtype == s.boxes.dtype == torch.get_default_dtype()
+    double = bt.load_photos(torch.float64)["coffee"]
+    assert double.image.dtype == double.boxes.dtype == torch.float64
+    assert torch.equal(double.image.float(), photos["coffee"].image.float())  # k / 255, rounded once
+    with pytest.raises(TypeError, match="dtype"):
+        bt.load_photos(torch.int64)
 
 
 def test_benchmark_runs_tiny():

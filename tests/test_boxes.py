@@ -46,7 +46,8 @@ def test_voc_one_based_inclusive():
     # xmin=1..xmax=10 is the first ten pixels: continuous [0, 10), width 10
     voc = torch.tensor([[1, 1, 10, 10], [48, 240, 195, 371]])
     xyxy = B.voc_to_xyxy(voc)
-    assert xyxy.dtype == torch.float32
+    assert xyxy.dtype == torch.get_default_dtype()  # integer input: the default floating dtype
+    assert B.voc_to_xyxy(voc.double()).dtype == torch.float64  # floating input keeps its dtype
     assert_close(xyxy, torch.tensor([[0.0, 0.0, 10.0, 10.0], [47.0, 239.0, 195.0, 371.0]]))
     # width in pixels = xmax - xmin + 1 (inclusive count) = continuous x2 - x1
     assert_close(B.box_convert(xyxy, "xyxy", "xywh")[:, 2], (voc[:, 2] - voc[:, 0] + 1).float())
@@ -160,6 +161,9 @@ def test_grid_anchors_match_anchor_generator():
     assert_close(areas, torch.tensor(sizes, dtype=torch.float32).pow(2).expand_as(areas), rtol=1e-5, atol=1e-3)
     centred = B.box_convert(B.grid_anchors((2, 2), 8, (8,), (1.0,), offset=0.5), "xyxy", "cxcywh")
     assert centred[:, :2].tolist() == [[4, 4], [12, 4], [4, 12], [12, 12]]
+    assert ours.dtype == torch.get_default_dtype()  # like AnchorGenerator: the default dtype
+    double = B.grid_anchors(feature, stride, sizes, ratios, dtype=torch.float64)
+    assert double.dtype == torch.float64 and torch.equal(double.to(ours.dtype), ours)
     with pytest.raises(ValueError, match="feature_size"):
         B.grid_anchors((0, 3), 8, (8,), (1.0,))
 

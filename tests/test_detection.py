@@ -41,6 +41,14 @@ def test_make_shapes_boxes_are_exact_and_disjoint():
         D.make_shapes(0, gen)
 
 
+def test_make_shapes_follows_the_dtype():
+    assert D.make_shapes(4, torch.Generator().manual_seed(0))[0].dtype == torch.get_default_dtype()
+    images, boxes, _ = D.make_shapes(4, torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert images.dtype == torch.float64 and all(b.dtype == torch.float64 for b in boxes)
+    with pytest.raises(TypeError, match="dtype"):
+        D.make_shapes(4, torch.Generator().manual_seed(0), dtype=torch.int64)
+
+
 def test_box_coding_matches_torchvision_boxcoder():
     gen = torch.Generator().manual_seed(1)
     xy = torch.rand(50, 2, generator=gen) * 50

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["topk_correct", "rivals", "topk_accuracy", "topk_error"]
+__all__ = ["topk_correct", "rivals", "topk_accuracy", "topk_error", "full_precision"]
 
 
 def _check_inputs(logits: Tensor, target: Tensor, k: int) -> None:
@@ -103,3 +103,9 @@ def topk_error(logits: Tensor, target: Tensor, k: int = 1) -> Tensor:
     """Top-k error = 1 - top-k accuracy: the fraction of samples whose label is *not* among
     the ``k`` highest scores. Same shapes, ties rule and errors as :func:`topk_accuracy`."""
     return 1.0 - topk_accuracy(logits, target, k)
+
+
+def full_precision(logits: Tensor) -> Tensor:
+    """``logits`` as they are when float32 or float64; bf16/fp16 (autocast) lifted to float32,
+    so that ranking and softmax are not done in half precision (and float64 is not rounded)."""
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()

@@ -136,9 +136,6 @@ def _check_compile(device: torch.device) -> None:
                              "none was found")
 
 
-_FULL = (torch.float32, torch.float64)
-
-
 def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, bar=None,
                after_step=None, channels_last=False):
     """One pass over ``loader``; trains when an optimizer is given. Returns mean metrics.
@@ -170,7 +167,7 @@ def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, 
                 after_step()
         with torch.no_grad():
             # [B], topk_correct's rule, unchecked; bf16/fp16 logits are compared in float32
-            rivals = metrics.rivals(logits if logits.dtype in _FULL else logits.float(), y)
+            rivals = metrics.rivals(metrics.full_precision(logits), y)
             for k in topk:
                 hits[k] += (rivals < k).sum()
             loss_sum += loss.detach().to(loss_sum.dtype) * len(y)

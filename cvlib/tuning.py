@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .early_stopping import snapshot_state
+from .metrics import full_precision
 
 __all__ = [
     "OverfitResult", "overfit_one_batch",
@@ -323,9 +324,7 @@ def max_softmax(model: nn.Module, loader: Iterable, device: torch.device | str) 
     out = []
     try:
         for x, _ in loader:
-            logits = model(x.to(device))
-            # float32 and float64 logits as they are; bf16/fp16 (autocast) in float32
-            logits = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+            logits = full_precision(model(x.to(device)))  # bf16/fp16 (autocast) in float32
             out.append(F.softmax(logits, dim=1).amax(dim=1).cpu())
     finally:
         model.train(was_training)

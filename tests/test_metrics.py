@@ -138,3 +138,13 @@ def test_rivals_is_the_unchecked_rule_of_topk_correct():
         assert torch.equal(rivals(logits, target) < k, topk_correct(logits, target, k))
     logits[3, 2] = float("nan")
     assert rivals(logits, target)[3] == 6  # a NaN row has no rank: a miss for every k
+
+
+def test_full_precision_lifts_half_precision_only():
+    from cvlib.metrics import full_precision
+
+    x64 = torch.randn(3, 4, dtype=torch.float64)
+    assert full_precision(x64) is x64
+    assert full_precision(x64.float()).dtype == torch.float32
+    assert full_precision(x64.to(torch.bfloat16)).dtype == torch.float32
+    assert full_precision(x64.half()).dtype == torch.float32

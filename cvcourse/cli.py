@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,18 +10,16 @@ __all__ = ["main"]
 
 
 def _release(args) -> int:
+    from .release import ReleaseError, generate
+
+    try:
+        written = generate(args.course, args.assignments or None)
+    except ReleaseError as exc:
+        print(f"cvcourse release: {exc}", file=sys.stderr)
+        return 2
     course = args.course.resolve()
-    names = args.assignments or sorted(p.name for p in (course / "solutions").iterdir() if p.is_dir())
-    for name in names:
-        if not (course / "solutions" / name).is_dir():
-            print(f"cvcourse release: no assignment {name!r} in {course / 'solutions'}", file=sys.stderr)
-            return 2
-        done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force"],
-                              cwd=course, capture_output=True, text=True)
-        if done.returncode:
-            print(done.stdout + done.stderr, file=sys.stderr)
-            return done.returncode
-        print(f"released notebooks/{name}/")
+    for folder in written:
+        print(f"released {folder.relative_to(course)}/")
     return 0
 
 

@@ -30,13 +30,25 @@ A flat package, one module per topic:
 * :mod:`cvlib.box_transforms` -- box-aware flips, crops, SSD and YOLO augmentation (chapter 11)
 """
 
-from . import (activations, alexnet, box_transforms, boxes, conv_arithmetic, data, detection, device,
-               distributed, early_stopping, imbalance, loaders, metrics, models, normalization, optimizers,
-               train, tuning)
+import importlib
 
 __all__ = [
     "activations", "alexnet", "box_transforms", "boxes", "conv_arithmetic", "data", "detection",
     "device", "distributed", "early_stopping", "imbalance", "loaders", "metrics", "models",
     "normalization", "optimizers", "train", "tuning",
 ]
+
+
+def __getattr__(name: str):
+    """Import a submodule on first use (PEP 562): ``import cvlib`` stays cheap, and
+    ``cvlib.metrics`` does not pay for torchvision, which only the detection modules need."""
+    if name in __all__:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'cvlib' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])
+
+
 __version__ = "0.1.0"

@@ -21,16 +21,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from cvcourse.release import generate
 from helpers import REPO
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
 REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
-
-
-def nbgrader(course: Path, *args: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
 
 
 def grade_id(cell) -> str | None:
@@ -92,7 +87,7 @@ def course(request, tmp_path_factory):
     course = tmp_path_factory.mktemp(f"course_{assignment}")
     shutil.copy(REPO / "nbgrader_config.py", course)
     shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment)
-    nbgrader(course, "generate_assignment", assignment, "--force")
+    generate(course, [assignment])  # `cvcourse release`'s own code: nbgrader's generate_assignment
     return course, assignment
 
 
@@ -133,11 +128,11 @@ class RoundTrip:
         generated = _notebooks(course / "notebooks" / assignment)
         committed = _notebooks(REPO / "notebooks" / assignment)
         assert generated, "generate_assignment produced no notebook"
-        assert committed.keys() == generated.keys(), "notebooks/ is out of date: run nbgrader generate_assignment"
+        assert committed.keys() == generated.keys(), "notebooks/ is out of date: run `cvcourse release`"
         for name in generated:
             assert json.loads(committed[name].read_text()) == json.loads(generated[name].read_text()), (
                 f"notebooks/{assignment}/{name} differs from the release generated from solutions/: "
-                f"run `nbgrader generate_assignment {assignment} --force` and commit the result")
+                f"run `python -m cvcourse release {assignment}` and commit the result")
 
     def test_release_leaks_no_solution_or_hidden_test(self, course):
         course, assignment = course

@@ -38,7 +38,7 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
-from . import feedback, integrity
+from . import feedback, gradebook, integrity
 from .execute import FAILURES, SandboxedExecute, add_probes, score
 from .results import atomic_write, finish, max_scores, record, report
 from .sandbox import Limits, kernel_argv
@@ -104,6 +104,7 @@ def _template(batch: Batch, course_id: str) -> tuple[Path, str]:
     shutil.rmtree(template, ignore_errors=True)
     shutil.copytree(source, template / "source" / batch.assignment)
     cfg = _nbgrader_config(template, course_id)
+    gradebook.stamp(template / "gradebook.db")
     coursedir = CourseDirectory(config=cfg)
     coursedir.assignment_id = batch.assignment
     app = GenerateAssignment(coursedir=coursedir, config=cfg)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .gradebook import stamp
+
 __all__ = ["ReleaseError", "assignments", "generate"]
 
 
@@ -41,7 +43,9 @@ def generate(course: Path, names: list[str] | None = None) -> list[Path]:
     config.CourseDirectory.root = str(course)
     db = config.CourseDirectory.get("db_url", "sqlite:///gradebook.db")
     if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):  # relative: to the course, not the cwd
-        config.CourseDirectory.db_url = f"sqlite:///{course / db.removeprefix('sqlite:///')}"
+        config.CourseDirectory.db_url = db = f"sqlite:///{course / db.removeprefix('sqlite:///')}"
+    if db.startswith("sqlite:////"):
+        stamp(Path(db.removeprefix("sqlite:///")))
     api = NbGraderAPI(config=config)
     release = config.CourseDirectory.get("release_directory", "release")
     written = []

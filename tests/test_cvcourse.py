@@ -296,3 +296,29 @@ def test_release_regenerates_the_student_notebooks(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "cvcourse", "release", "99_nothing", "--course", str(tmp_path)],
                              capture_output=True, text=True, timeout=600)
     assert missing.returncode == 2 and "no assignment '99_nothing'" in missing.stderr
+
+
+def test_stamped_gradebook_is_the_one_nbgrader_creates(tmp_path):
+    """cvcourse.gradebook.stamp stands in for nbgrader's `alembic heads` subprocess: same revision,
+    same tables and columns once nbgrader has opened both files."""
+    import sqlite3
+
+    from nbgrader.api import Gradebook, get_alembic_version
+
+    from cvcourse.gradebook import head_revision, stamp
+
+    assert head_revision() == get_alembic_version()
+    stamp(tmp_path / "ours.db")
+    for name in ("ours.db", "theirs.db"):
+        Gradebook(f"sqlite:///{tmp_path / name}", "c").close()
+
+    def schema(name):
+        with sqlite3.connect(tmp_path / name) as db:
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+            return ({t: db.execute(f"PRAGMA table_info({t})").fetchall() for t in tables},
+                    db.execute("SELECT version_num FROM alembic_version").fetchall())
+
+    assert schema("ours.db") == schema("theirs.db")
+    before = (tmp_path / "ours.db").read_bytes()
+    stamp(tmp_path / "ours.db")  # an existing gradebook is left alone
+    assert (tmp_path / "ours.db").read_bytes() == before

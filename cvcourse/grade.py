@@ -30,7 +30,6 @@ import secrets
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -143,8 +142,8 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
 
     release_dir = template / "release" / batch.assignment
     releases = {p.name: nbformat.read(p, as_version=4) for p in sorted(release_dir.glob("*.ipynb"))}
-    found, notes = integrity.find_notebooks(folder, list(releases))
-    result = {"student": student, "notes": notes, "flags": [], "notebooks": {}, "malformed": [], "crashed": [],
+    found, notes, flags = integrity.find_notebooks(folder, releases)
+    result = {"student": student, "notes": notes, "flags": flags, "notebooks": {}, "malformed": [], "crashed": [],
               "timeouts": []}
     runs = {}
     nonce = secrets.token_hex(8)
@@ -170,7 +169,13 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
         runs[name] = (probes, rebuilt.deleted_tests)
     if runs:
         shutil.copy(template / "gradebook.db", work / "gradebook.db")
-        sockets = _socket_dir(work)
+        # The kernel's Unix sockets live in work/ipc, named by a path relative to the working
+        # directory (a socket's absolute path may not exceed 107 bytes, and work can be deep): this
+        # worker runs in work, the sandboxed kernel in /tmp/work with work/ipc bound at ipc. Nothing
+        # is left outside OUT, even when the batch is killed (the next run removes OUT/.work).
+        sockets = work / "ipc"
+        sockets.mkdir()
+        os.chdir(work)
         spec = work / "jupyter" / "kernels" / KERNEL
         spec.mkdir(parents=True)
         (spec / "kernel.json").write_text(json.dumps({
@@ -182,7 +187,7 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
             Autograde={"autograde_preprocessors": [SandboxedExecute] + _after_execute()},
             SandboxedExecute={"kernel_name": KERNEL, "timeout": batch.limits.cell_timeout,
                               "max_output_bytes": batch.limits.output_kb * 1024, "startup_timeout": 120},
-            KernelManager={"transport": "ipc", "ip": str(sockets / "kernel"),
+            KernelManager={"transport": "ipc", "ip": "ipc/kernel",
                            "connection_file": str(sockets / "kernel.json")})
         coursedir = CourseDirectory(config=cfg)
         coursedir.assignment_id, coursedir.student_id = batch.assignment, student
@@ -220,16 +225,6 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
     return result
 
 
-def _socket_dir(work: Path) -> Path:
-    """A directory for the kernel's Unix sockets, at a path short enough for them (a socket's
-    path may not exceed 107 bytes, and ``work`` can be deep); ``work/ipc`` links to it."""
-    short = Path(tempfile.mkdtemp(prefix="cvg-", dir="/tmp" if os.access("/tmp", os.W_OK) else None))
-    if len(str(short / "kernel-5")) > 100:
-        raise OSError(f"no short directory for kernel sockets ({short} is too long); set TMPDIR")
-    (work / "ipc").symlink_to(short)
-    return short
-
-
 def _after_execute() -> list:
     from nbgrader.preprocessors import CheckCellMetadata, IgnorePattern, LimitOutput
 
@@ -264,12 +259,16 @@ def _students(batch: Batch) -> tuple[dict[str, Path], list[dict]]:
     for entry in sorted(batch.submissions.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_symlink() or not entry.is_dir() or not integrity.STUDENT_ID.match(entry.name):
-            skipped.append({"student": entry.name, "status": "skipped",
-                            "notes": ["not a student folder (a plain folder named with letters, digits, . _ @ -)"]})
+        student, why = integrity.student_id(entry.name)
+        if entry.is_symlink() or not entry.is_dir():
+            why = "not a student folder (a symbolic link or a file)"
+        elif student in students:
+            why = f"the same student id as another folder ({student!r} once Unicode-normalized)"
+        if why:
+            skipped.append({"student": entry.name, "status": "skipped", "notes": [why]})
             continue
         inner = entry / batch.assignment
-        students[entry.name] = inner if inner.is_dir() and not inner.is_symlink() else entry
+        students[student] = inner if inner.is_dir() and not inner.is_symlink() else entry
     return students, skipped
 
 

@@ -13,16 +13,27 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-__all__ = ["Malformed", "Rebuilt", "find_notebooks", "protected_names", "read_cells", "rebuild", "scan"]
+__all__ = ["Malformed", "Rebuilt", "find_notebooks", "protected_names", "read_cells", "rebuild", "scan",
+           "solution_sources", "student_id"]
 
-MAX_NOTEBOOK_BYTES = 20 << 20
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+MAX_NOTEBOOK_BYTES = 64 << 20  # stored figures are dropped unread, but the file is parsed whole
+MAX_CELL_BYTES = 1 << 20  # a solution is a few KiB; a larger cell is not code a person wrote
+MAX_DEPTH = 3  # folders below the student's folder searched for notebooks (LMS downloads nest)
+IGNORED_FOLDERS = {".ipynb_checkpoints", "__MACOSX"}
+# A student folder's name is the student's id in the gradebook and in file names: any printable
+# text (spaces and accents included: Moodle's "Ann Marie_1234_assignsubmission_file_", "josé")
+# except what a path, a glob or a shell would read as syntax.
+_FORBIDDEN_IN_ID = set('/\\*?[]"<>|`:') | {chr(c) for c in range(32)}
+_COPY_SUFFIX = re.compile(r"(?:\s*\(\d+\)|-copy\d*|\s+copy(?:\s+\d+)?)+$", re.I)
 
 
 class Malformed(ValueError):
@@ -34,57 +45,178 @@ def _nbgrader(cell) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def find_notebooks(folder: Path, expected: list[str]) -> tuple[dict[str, Path], list[str]]:
-    """Match the ``.ipynb`` files in ``folder`` with the ``expected`` notebook names.
+def student_id(name: str) -> tuple[str | None, str | None]:
+    """``(id, None)`` for a usable student folder name (NFC-normalized), ``(None, why)`` otherwise."""
+    normal = unicodedata.normalize("NFC", name)
+    if not normal or len(normal) > 128:
+        return None, "a student folder name must have 1 to 128 characters"
+    if normal != normal.strip() or normal.startswith((".", "-")):
+        return None, "a student folder name may not start with '.', '-' or a space, or end with a space"
+    bad = sorted(set(normal) & _FORBIDDEN_IN_ID) or [c for c in normal if not c.isprintable()]
+    if bad:
+        return None, f"a student folder name may not contain {''.join(bad)!r}"
+    return normal, None
 
-    Returns ``{expected name: path}`` for the notebooks found and a list of notes (renamed,
-    missing, extra files). One unexpected notebook where exactly one is missing is taken as a
-    rename. Symbolic links are never followed.
-    """
-    notes, found = [], {}
-    files = sorted(p for p in folder.rglob("*") if ".ipynb_checkpoints" not in p.parts
-                   and (p.is_symlink() or not p.is_dir()))
-    notebooks = []
-    for path in files:
-        rel = path.relative_to(folder).as_posix()
-        if path.is_symlink():
-            notes.append(f"ignored symbolic link {rel}")
-        elif path.suffix == ".ipynb" and path.parent == folder:
-            notebooks.append(path)
+
+def _walk(folder: Path, depth: int = 0):
+    """(path, problem) for every entry below ``folder``; problem is None for a regular file.
+    Symbolic links are reported, never followed; so are pipes, sockets and devices."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        yield folder, f"unreadable folder ({exc.strerror})"
+        return
+    for path in entries:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            yield path, "symbolic link"
+        elif stat.S_ISDIR(mode):
+            if path.name in IGNORED_FOLDERS or path.name.startswith("."):
+                continue
+            if depth + 1 >= MAX_DEPTH:
+                yield path, f"folder deeper than {MAX_DEPTH} levels"
+                continue
+            yield from _walk(path, depth + 1)
+        elif stat.S_ISREG(mode):
+            yield path, None
         else:
-            notes.append(f"ignored extra file {rel}")
+            yield path, "not a regular file"
+
+
+def _key(path: Path) -> str:
+    """A notebook's name with LMS copy markers removed, lower case: ``01_topk (2).IPYNB`` -> ``01_topk``."""
+    stem = unicodedata.normalize("NFC", path.name[: -len(".ipynb")])
+    while True:
+        shorter = _COPY_SUFFIX.sub("", stem)
+        if shorter == stem or not shorter:
+            return stem.lower()
+        stem = shorter
+
+
+def solution_sources(cells: list[dict]) -> dict[str, str]:
+    """grade_id -> source of the solution cells (first occurrence of each)."""
+    out = {}
+    for cell in cells:
+        meta = _nbgrader(cell)
+        if meta.get("solution") and isinstance(meta.get("grade_id"), str):
+            out.setdefault(meta["grade_id"], cell["source"])
+    return out
+
+
+def find_notebooks(folder: Path, releases: dict[str, nbformat.NotebookNode]
+                   ) -> tuple[dict[str, Path], list[str], list[str]]:
+    """Match the notebooks below ``folder`` with the release's notebooks (``{name: notebook}``).
+
+    Returns ``(found, notes, flags)``: ``{release name: path}``, one note per decision (renamed,
+    copies, untouched release copies, ignored files) and the reasons an instructor must decide
+    (several different notebooks for one name: the newest is graded). Rules, in order:
+
+    * notebooks are searched ``MAX_DEPTH`` folders deep; names match without case and without LMS
+      copy markers (``01_topk (1).ipynb``, ``01_topk-Copy1.ipynb``, ``01_topk.IPYNB``);
+    * of several candidates, untouched copies of the release are dropped when another exists,
+      identical ones count once, the shallowest wins ties;
+    * one unmatched notebook where exactly one release notebook is missing (or matched only by an
+      untouched copy) is taken as a rename.
+    """
+    notes, flags = [], []
+    by_key = {name[: -len(".ipynb")].lower(): name for name in releases}
+    candidates: dict[str, list[Path]] = {name: [] for name in releases}
     unknown = []
-    for path in notebooks:
-        (found.__setitem__(path.name, path) if path.name in expected else unknown.append(path))
-    missing = [name for name in expected if name not in found]
-    if len(missing) == 1 and len(unknown) == 1:
-        notes.append(f"renamed: graded {unknown[0].name} as {missing[0]}")
-        found[missing[0]] = unknown.pop()
-        missing = []
+    for path, problem in _walk(folder):
+        rel = path.relative_to(folder).as_posix()
+        if problem:
+            notes.append(f"ignored {rel}: {problem}")
+        elif not path.name.lower().endswith(".ipynb"):
+            notes.append(f"ignored extra file {rel}")
+        elif _key(path) in by_key:
+            candidates[by_key[_key(path)]].append(path)
+        else:
+            unknown.append(path)
+    depth = lambda p: (len(p.relative_to(folder).parts), p.name != p.name.lower(), str(p))  # noqa: E731
+
+    def untouched(path: Path, name: str) -> bool:
+        try:
+            return solution_sources(read_cells(path)) == solution_sources(
+                [{"source": c.source, "metadata": c.metadata} for c in releases[name].cells])
+        except Malformed:
+            return False
+
+    found = {}
+    for name, paths in candidates.items():
+        paths = sorted(paths, key=depth)
+        if len(paths) > 1:
+            work = [p for p in paths if not untouched(p, name)]
+            for p in paths:
+                if p not in work and work:
+                    notes.append(f"ignored {p.relative_to(folder).as_posix()}: an untouched copy of the release")
+            work = work or paths[:1]
+            distinct = {}
+            for p in work:
+                try:
+                    distinct.setdefault(json.dumps(solution_sources(read_cells(p)), sort_keys=True), p)
+                except Malformed:
+                    distinct.setdefault(f"malformed {p}", p)
+            paths = sorted(distinct.values(), key=depth)
+            if len(paths) > 1:
+                newest = max(paths, key=lambda p: p.stat().st_mtime)
+                flags.append(f"{len(paths)} different notebooks for {name} ("
+                             + ", ".join(p.relative_to(folder).as_posix() for p in paths)
+                             + f"): graded {newest.relative_to(folder).as_posix()}, the newest; check which one was meant")
+                paths = [newest]
+            elif len(work) > 1:
+                notes.append(f"{len(work)} identical copies of {name}: graded {paths[0].relative_to(folder).as_posix()}")
+        if paths:
+            found[name] = paths[0]
+    missing = [name for name in releases if name not in found]
+    stand_ins = [name for name in found if untouched(found[name], name)]
+    if len(unknown) == 1 and len(missing) + len(stand_ins) == 1:
+        name = (missing or stand_ins)[0]
+        if name in stand_ins:
+            notes.append(f"ignored {found[name].relative_to(folder).as_posix()}: an untouched copy of the release")
+        found[name] = unknown.pop()
+        missing = [m for m in missing if m != name]
+    for name, path in found.items():
+        rel = path.relative_to(folder).as_posix()
+        if rel != name and f"renamed: graded {rel} as {name}" not in notes:
+            notes.append(f"renamed: graded {rel} as {name}")
     notes += [f"missing notebook {name} (graded zero)" for name in missing]
-    notes += [f"ignored extra notebook {p.name}" for p in unknown]
-    return found, notes
+    notes += [f"ignored extra notebook {p.relative_to(folder).as_posix()}" for p in unknown]
+    return found, notes, flags
 
 
 def read_cells(path: Path) -> list[dict]:
     """The cells of a submitted notebook as ``{"cell_type", "source", "metadata"}`` dicts.
 
     Only what grading needs is read; outputs are ignored. Raises :class:`Malformed` naming the
-    problem (not JSON, not a notebook, too large, a cell without a source).
+    problem (not a regular file, too large, not JSON, nested too deeply, not a notebook, a cell
+    without a source or with a source over ``MAX_CELL_BYTES``). Never blocks: a pipe is refused.
     """
-    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise Malformed(f"{path.name} cannot be opened ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise Malformed(f"{path.name} is not a regular file")
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            raise Malformed(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
+        data = handle.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > MAX_NOTEBOOK_BYTES:
         raise Malformed(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
     try:
-        raw = json.loads(path.read_bytes().decode("utf-8"))
+        raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Malformed(f"{path.name} is not valid JSON: {exc}") from None
+        raise Malformed(f"{path.name} is not valid JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise Malformed(f"{path.name} is nested too deeply to be a notebook") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
         raise Malformed(f"{path.name} is not a Jupyter notebook (no 'nbformat' number)")
     if raw["nbformat"] < 4:
         try:
             raw = nbformat.convert(nbformat.from_dict(raw), 4)
         except Exception as exc:  # noqa: BLE001 - any failure means the same thing here
-            raise Malformed(f"{path.name}: cannot convert nbformat {raw['nbformat']} notebook: {exc}") from None
+            raise Malformed(f"{path.name}: cannot convert nbformat {raw['nbformat']} notebook: {str(exc)[:200]}") from None
     cells = raw.get("cells")
     if not isinstance(cells, list):
         raise Malformed(f"{path.name} has no list of cells")
@@ -97,6 +229,8 @@ def read_cells(path: Path) -> list[dict]:
             source = "".join(source)
         if not isinstance(source, str):
             raise Malformed(f"{path.name}: cell {i} has no text source")
+        if len(source.encode("utf-8", "surrogatepass")) > MAX_CELL_BYTES:
+            raise Malformed(f"{path.name}: cell {i}'s source is larger than {MAX_CELL_BYTES >> 20} MiB")
         metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
         out.append({"cell_type": cell["cell_type"], "source": source, "metadata": metadata})
     return out

@@ -91,8 +91,6 @@ def record(batch: Batch, result: dict, work: Path) -> None:
     if not any(target.iterdir()):
         (target / "feedback.html").write_text(feedback.summary_page(result, batch.assignment))
     atomic_write(batch.out / "results" / f"{student}.json", json.dumps(result, indent=1, sort_keys=True))
-    if (work / "ipc").is_symlink():
-        shutil.rmtree((work / "ipc").resolve(), ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -137,15 +137,16 @@ def _gpu_env() -> dict:
 def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: bool = False) -> list[str]:
     """The kernelspec ``argv`` that starts an IPython kernel for one submission.
 
-    ``socket_dir`` holds the connection file and the kernel's Unix sockets; it is the only host
-    directory bound into the sandbox. With ``unsafe=True`` the kernel runs without bubblewrap
+    ``socket_dir`` (``WORK/ipc``) holds the connection file and the kernel's Unix sockets, named
+    relative to ``WORK`` (``ipc/kernel-N``); it is the only host directory bound into the sandbox,
+    at its own path (for the connection file) and at ``/tmp/work/ipc`` (the kernel's cwd is ``/tmp/work``). With ``unsafe=True`` the kernel runs without bubblewrap
     (limits still apply), for hosts without user namespaces; the caller must say so loudly.
     """
     rlimits = ["prlimit", f"--cpu={limits.cpu}", f"--data={limits.memory_mb * MiB}",
                f"--fsize={limits.file_mb * MiB}", "--nofile=1024", "--core=0", "--"]
     python = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    if unsafe:
-        return rlimits + python
+    if unsafe:  # the kernel's sockets are named relative to socket_dir's parent (see grade.py)
+        return rlimits + ["env", f"--chdir={socket_dir.parent}"] + python
     home = "/tmp/home"
     env = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.config/matplotlib", "XDG_CACHE_HOME": f"{home}/.cache",
@@ -162,7 +163,8 @@ def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: 
             "--size", str(limits.scratch_mb * MiB), "--tmpfs", "/tmp", "--dir", home, "--dir", "/tmp/work",
             "--size", str(64 * MiB), "--tmpfs", "/dev/shm",
             *_system_binds(), *_python_binds(limits.packages), *(_gpu_binds() if gpu else []),
-            "--bind", str(socket_dir), str(socket_dir), "--remount-ro", "/", "--chdir", "/tmp/work"]
+            "--bind", str(socket_dir), str(socket_dir), "--bind", str(socket_dir), "/tmp/work/ipc",
+            "--remount-ro", "/", "--chdir", "/tmp/work"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
     return rlimits + argv + ["--"] + python

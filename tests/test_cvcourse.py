@@ -29,16 +29,105 @@ def cells_of(nb):
 
 # -- finding and reading notebooks -------------------------------------------------------------------
 
+def _with_solution(source: str) -> str:
+    nb = nbformat.from_dict(json.loads(json.dumps(RELEASE)))
+    for cell in nb.cells:
+        if gid(cell) == "topk_error":
+            cell.source = source
+    return nbformat.writes(nb)
+
+
+RELEASES = {"01_topk.ipynb": RELEASE}
+UNTOUCHED = nbformat.writes(RELEASE)
+MINE = _with_solution("def topk_error(logits, target, k):\n    return 1.0\n")
+
+
 def test_find_notebooks_reports_rename_extra_missing_and_symlinks(tmp_path):
-    (tmp_path / "a-Copy1.ipynb").write_text("{}")
+    (tmp_path / "a-Copy1.ipynb").write_text(MINE)
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "link.ipynb").symlink_to(tmp_path / "notes.txt")
-    found, notes = integrity.find_notebooks(tmp_path, ["a.ipynb"])
-    assert found == {"a.ipynb": tmp_path / "a-Copy1.ipynb"}
+    found, notes, flags = integrity.find_notebooks(tmp_path, {"01_topk.ipynb": RELEASE})
+    assert found == {"01_topk.ipynb": tmp_path / "a-Copy1.ipynb"} and not flags
     assert any("renamed" in n for n in notes) and any("notes.txt" in n for n in notes)
-    assert any("symbolic link link.ipynb" in n for n in notes)
-    found, notes = integrity.find_notebooks(tmp_path, ["a.ipynb", "b.ipynb"])
-    assert found == {} and any("missing notebook a.ipynb" in n for n in notes)
+    assert any("link.ipynb: symbolic link" in n for n in notes)
+    found, notes, _ = integrity.find_notebooks(tmp_path, {"01_topk.ipynb": RELEASE, "b.ipynb": RELEASE})
+    assert found == {} and any("missing notebook 01_topk.ipynb" in n for n in notes)
+
+
+@pytest.mark.parametrize("files, graded, note", [
+    ({"01_topk.IPYNB": MINE}, "01_topk.IPYNB", "renamed"),
+    ({"Submission attachment(s)/01_topk.ipynb": MINE}, "Submission attachment(s)/01_topk.ipynb", "renamed"),
+    ({"01_topk (1).ipynb": MINE, "01_topk (2).ipynb": MINE}, "01_topk (1).ipynb", "2 identical copies"),
+    ({"01_topk.ipynb": UNTOUCHED, "work/01_topk (1).ipynb": MINE}, "work/01_topk (1).ipynb", "untouched copy"),
+    ({"01_topk.ipynb": UNTOUCHED, "my answers.ipynb": MINE}, "my answers.ipynb", "untouched copy"),
+    ({"01_topk.ipynb": MINE, ".ipynb_checkpoints/01_topk-checkpoint.ipynb": UNTOUCHED}, "01_topk.ipynb", None),
+])
+def test_find_notebooks_takes_lms_layouts(tmp_path, files, graded, note):
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    found, notes, flags = integrity.find_notebooks(tmp_path, RELEASES)
+    assert found == {"01_topk.ipynb": tmp_path / graded} and not flags, (notes, flags)
+    assert note is None or any(note in n for n in notes), notes
+
+
+def test_find_notebooks_flags_different_copies_and_grades_the_newest(tmp_path):
+    import os
+
+    (tmp_path / "01_topk (1).ipynb").write_text(MINE)
+    (tmp_path / "01_topk (2).ipynb").write_text(_with_solution("def topk_error(logits, target, k):\n    return 0.0\n"))
+    os.utime(tmp_path / "01_topk (1).ipynb", (1e9, 1e9))
+    found, _, flags = integrity.find_notebooks(tmp_path, RELEASES)
+    assert found == {"01_topk.ipynb": tmp_path / "01_topk (2).ipynb"}
+    assert len(flags) == 1 and "2 different notebooks" in flags[0] and "01_topk (1).ipynb" in flags[0]
+
+
+def test_find_notebooks_reports_pipes_and_deep_folders_without_reading_them(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "01_topk.ipynb")  # reading it would block for ever
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    (deep / "01_topk.ipynb").write_text(MINE)
+    found, notes, _ = integrity.find_notebooks(tmp_path, RELEASES)
+    assert found == {}
+    assert any("01_topk.ipynb: not a regular file" in n for n in notes)
+    assert any("deeper than" in n for n in notes), notes
+    with pytest.raises(integrity.Malformed, match="not a regular file"):
+        integrity.read_cells(tmp_path / "01_topk.ipynb")
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("Ann Marie_1234_assignsubmission_file_", True), ("josé", True), ("jose\u0301", True), ("s.smith@uni.edu", True),
+    ("star*name", False), ("a[1]", False), (" padded", False), (".hidden", False), ("-rf", False),
+    ("tab\tname", False), ("x" * 129, False),
+])
+def test_student_ids(name, ok):
+    student, why = integrity.student_id(name)
+    assert (student is not None) is ok, why
+    if ok:
+        assert student == __import__("unicodedata").normalize("NFC", name)
+    else:
+        assert why and "student folder name" in why
+
+
+def test_read_cells_is_bounded(tmp_path):
+    nested = tmp_path / "nested.ipynb"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(integrity.Malformed, match="nested too deeply|not a Jupyter notebook"):
+        integrity.read_cells(nested)
+    big_cell = tmp_path / "big.ipynb"
+    big_cell.write_text(json.dumps({"nbformat": 4, "cells": [{"cell_type": "code", "source": "x = 1\n" * 300_000}]}))
+    with pytest.raises(integrity.Malformed, match="cell 0's source is larger than 1 MiB"):
+        integrity.read_cells(big_cell)
+    figures = json.loads(MINE)  # 21 MiB of stored figures: outputs are ignored, the notebook is graded
+    figures["cells"][0]["outputs"] = [{"output_type": "display_data", "metadata": {},
+                                       "data": {"image/png": "A" * (21 << 20)}}]
+    (tmp_path / "figures.ipynb").write_text(json.dumps(figures))
+    cells = integrity.read_cells(tmp_path / "figures.ipynb")
+    (tmp_path / "plain.ipynb").write_text(MINE)
+    assert integrity.solution_sources(cells) == integrity.solution_sources(integrity.read_cells(tmp_path / "plain.ipynb"))
+    assert "return 1.0" in integrity.solution_sources(cells)["topk_error"]
 
 
 @pytest.mark.parametrize("content, message", [
@@ -226,7 +315,7 @@ def test_kernel_argv_isolates_the_course(tmp_path):
         assert flag in argv
     binds = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind", "--dev-bind")]
     writable = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
-    assert writable == [str(tmp_path)]
+    assert set(writable) == {str(tmp_path)}  # bound twice: at its own path and at /tmp/work/ipc
     for path in binds:
         assert not (REPO / "solutions").is_relative_to(path) and path != str(REPO), path
         assert not path.startswith("/etc/") or path.split("/")[2] in {"ld.so.cache", "ld.so.conf", "ld.so.conf.d",
@@ -251,17 +340,15 @@ def test_gpu_kernel_gets_the_driver_variables_and_no_others(tmp_path, monkeypatc
                                           if a == "--setenv"}
 
 
-def test_kernel_sockets_get_a_short_path_however_deep_the_work_folder(tmp_path):
-    from cvcourse.grade import _socket_dir
-
-    work = tmp_path.joinpath(*["a-long-folder-name"] * 8)
-    work.mkdir(parents=True)
-    sockets = _socket_dir(work)
-    try:
-        assert len(str(sockets / "kernel-5")) <= 100 < len(str(work / "ipc" / "kernel-5"))
-        assert (work / "ipc").resolve() == sockets.resolve()
-    finally:
-        sockets.rmdir()
+def test_kernel_sockets_are_bound_where_their_relative_names_point(tmp_path):
+    """The kernel's sockets are named ipc/kernel-N relative to the cwd (short, however deep OUT is):
+    the worker's cwd is WORK, the sandboxed kernel's /tmp/work, and WORK/ipc is bound there."""
+    sockets = tmp_path / "work" / "ipc"
+    argv = kernel_argv(sockets, Limits())
+    binds = [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == "--bind"]
+    assert sorted(binds) == sorted([(str(sockets), str(sockets)), (str(sockets), "/tmp/work/ipc")])
+    assert argv[argv.index("--chdir") + 1] == "/tmp/work"
+    assert f"--chdir={sockets.parent}" in kernel_argv(sockets, Limits(), unsafe=True)
 
 
 # -- the student's and the instructor's other commands --------------------------------------------------

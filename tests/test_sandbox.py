@@ -37,6 +37,7 @@ HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 SOURCE = nbformat.read(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
 RELEASE = nbformat.read(REPO / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
 SOLUTION = next(MARKER.sub("", c.source) for c in SOURCE.cells if c.metadata.get("nbgrader", {}).get("solution"))
+RELEASE_SOLUTION = next(c.source for c in RELEASE.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "topk_error")
 HARDCODED = (REPO / "tests" / "submissions" / ASSIGNMENT / "hardcoded" / "topk_error.py").read_text()
 WRONG = "def topk_error(logits, target, k):\n    return 0.5\n"  # fails the first visible assertion
 LIMITS = ["--cell-timeout", "10", "--wall", "120", "--cpu", "60", "--memory-mb", "1536", "--output-kb", "64"]
@@ -302,6 +303,12 @@ CASES = [
     Case("nested_with_extra_files", "nbgrader's layout (a folder named after the assignment) plus extra files",
          lambda ctx: {f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb": notebook(), f"{ASSIGNMENT}/scratch.ipynb": notebook(HARDCODED),
                       f"{ASSIGNMENT}/notes.txt": b"hi"}, score=7, notes=["ignored extra notebook"]),
+    Case("Ann Marie_josé_1234_assignsubmission_file_",
+         "Moodle's folder name; an untouched release copy on top, two identical LMS copies one folder deeper",
+         lambda ctx: {f"{ASSIGNMENT}.ipynb": notebook(RELEASE_SOLUTION),
+                      f"Submission attachment(s)/{ASSIGNMENT} (1).IPYNB": notebook(),
+                      f"Submission attachment(s)/{ASSIGNMENT} (2).ipynb": notebook()},
+         score=7, notes=["untouched copy of the release", "2 identical copies"]),
     Case("missing_notebook", "no notebook at all", lambda ctx: {"README.txt": b"I forgot"}, status="missing"),
     Case("malformed_json", "a truncated notebook file", lambda ctx: {f"{ASSIGNMENT}.ipynb": notebook()[:2000]},
          status="malformed"),
@@ -383,7 +390,7 @@ def batch(tmp_path_factory):
                 path.symlink_to(content[1])
             else:
                 path.write_bytes(content)
-    (subs / "bad name!").mkdir()
+    (subs / "star*name").mkdir()  # a glob character: not usable as a student id
     solution_hash = hashlib.sha256((course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()).digest()
     command = _cvcourse("grade", ASSIGNMENT, str(subs), "--course", str(course), "--out", str(out), "--jobs", "2", *LIMITS)
     # First run: killed (the whole process group, like a power cut) once a few students are done.
@@ -396,12 +403,14 @@ def batch(tmp_path_factory):
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     survived = {p.stem: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
+    socket_dirs = sorted((out / ".work").glob("*/ipc"))  # of the students in flight at the kill
     second = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     assert second.returncode == 0, second.stdout + second.stderr
     server.sock.close()
     report = json.loads((out / "report.json").read_text())
     yield {"ctx": ctx, "report": report, "survived": survived, "hits": server.hits, "subs": subs,
-           "solution_hash": solution_hash, "log": second.stdout}
+           "solution_hash": solution_hash, "log": second.stdout,
+           "socket_dirs": socket_dirs}
 
 
 def test_catalogue_is_large_enough():
@@ -429,6 +438,15 @@ def test_first_run_was_killed_and_the_rerun_resumed(batch):
         assert (batch["ctx"].out / "results" / f"{student}.json").stat().st_mtime_ns == mtime
 
 
+def test_the_kill_leaves_socket_folders_only_inside_out_and_the_rerun_removes_them(batch):
+    """A killed batch cannot clean up: its kernels' socket folders must therefore live in OUT (not in
+    /tmp), where the next run removes them."""
+    out = batch["ctx"].out
+    assert batch["socket_dirs"], "the kill should have caught students in flight"
+    assert all(out / ".work" in d.parents for d in batch["socket_dirs"])
+    assert not (out / ".work").exists()
+
+
 def test_gradebook_agrees_with_the_report(batch):
     out = batch["ctx"].out
     with sqlite3.connect(out / "gradebook.db") as db:
@@ -449,7 +467,7 @@ def test_gradebook_agrees_with_the_report(batch):
 
 
 def test_skipped_folder_is_reported(batch):
-    assert [s["student"] for s in batch["report"]["skipped"]] == ["bad name!"]
+    assert [s["student"] for s in batch["report"]["skipped"]] == ["star*name"]
 
 
 def test_sandbox_kept_the_host_intact(batch):

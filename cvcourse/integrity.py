@@ -317,13 +317,45 @@ _SUSPECT_ATTRS = {
 _SYS_HARMLESS = {"float_info", "int_info", "maxsize", "version", "version_info", "platform", "byteorder",
                  "getsizeof", "getrecursionlimit", "setrecursionlimit", "float_repr_style", "hash_info", "stdout", "stderr"}
 _COMPARISON_DUNDERS = {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__float__",
-                       "__int__", "__index__", "__abs__", "__sub__", "__rsub__", "__len__", "__contains__",
+                       "__int__", "__index__", "__abs__", "__sub__", "__rsub__", "__contains__",
                        "__instancecheck__", "__getattr__", "__getattribute__", "__array__", "__torch_function__"}
 _SECRET_WORDS = ("ipynb", "gradebook", "solutions/", "hidden test", "nbgrader", "/proc", "/etc/")
 
 
+_HISTORY_NAMES = {"In", "Out", "_ih", "_oh", "_i", "_ii", "_iii"}  # IPython's; honest code may bind them itself
+_HARMLESS_SETTINGS = ("torch.backends.",)  # e.g. torch.backends.cudnn.deterministic = True
+_TYPE_NAME_ATTRS = {"__name__", "__qualname__"}  # x.__class__.__name__ in an error message
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the string constants that are docstrings (of the cell, a function or a class)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                out.add(id(first.value))
+    return out
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Names the cell binds itself: assignment and loop targets, parameters, imports, definitions."""
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return bound
+
+
 def scan(source: str, modules: set[str], names: set[str]) -> list[str]:
-    """Reasons to review a student code cell (empty when it looks like an ordinary solution).
+    """Reasons to review a student code cell (empty when it looks like an ordinary solution); each
+    reason ends with the line that triggered it: ``uses inspect (line 3: import inspect)``.
 
     ``modules``: modules the release's locked and test cells import (assigning to their
     attributes is flagged anywhere, rebinding them at top level too); ``names``: the helper functions
@@ -333,44 +365,69 @@ def scan(source: str, modules: set[str], names: set[str]) -> list[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return []  # it fails to run; its tests fail on their own
-    reasons = set()
+    lines = source.splitlines()
+    reasons: dict[str, int] = {}
+
+    def flag(reason: str, node: ast.AST) -> None:
+        reasons.setdefault(reason, getattr(node, "lineno", 1))
+
+    docstrings, bound = _docstrings(tree), _bound_names(tree)
+    type_names = {id(n.value) for n in ast.walk(tree)
+                  if isinstance(n, ast.Attribute) and n.attr in _TYPE_NAME_ATTRS
+                  and isinstance(n.value, ast.Attribute) and n.value.attr == "__class__"}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id in _SUSPECT_NAMES:
-            reasons.add(f"uses {node.id}")
+            if not (node.id in _HISTORY_NAMES and node.id in bound):
+                flag(f"uses {node.id}", node)
         elif isinstance(node, ast.Attribute) and node.attr in _SUSPECT_ATTRS:
-            reasons.add(f"uses .{node.attr}")
+            if id(node) not in type_names:
+                flag(f"uses .{node.attr}", node)
         elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "sys"
               and node.attr not in _SYS_HARMLESS):
-            reasons.add(f"uses sys.{node.attr}")
+            flag(f"uses sys.{node.attr}", node)
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
             root = node
             while isinstance(root, ast.Attribute):
                 root = root.value
-            if isinstance(root, ast.Name) and root.id in modules:
-                reasons.add(f"assigns to {ast.unparse(node)}")
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            target = ast.unparse(node)
+            if isinstance(root, ast.Name) and root.id in modules and not target.startswith(_HARMLESS_SETTINGS):
+                flag(f"assigns to {target}", node)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
             imported = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
-            reasons.update(f"imports {m}" for m in filter(None, imported) if m.split(".")[0] in _SUSPECT_NAMES)
+            for m in filter(None, imported):
+                if m.split(".")[0] in _SUSPECT_NAMES:
+                    flag(f"imports {m}", node)
             if isinstance(node, ast.ImportFrom) and node.module == "sys":
-                reasons.update(f"uses sys.{a.name}" for a in node.names if a.name not in _SYS_HARMLESS)
+                for a in node.names:
+                    if a.name not in _SYS_HARMLESS:
+                        flag(f"uses sys.{a.name}", node)
         elif isinstance(node, ast.ClassDef):
-            reasons.update(f"class {node.name} defines {item.name}" for item in node.body
-                           if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
-                           and item.name in _COMPARISON_DUNDERS)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name in _COMPARISON_DUNDERS:
+                    flag(f"class {node.name} defines {item.name}", item)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             if any(word in node.value.lower() for word in _SECRET_WORDS):
-                reasons.add(f"mentions {node.value[:40]!r}")
+                flag(f"mentions {node.value[:40]!r}", node)
     for node in tree.body:  # top-level rebinding of what the tests rely on
-        bound = []
+        targets = []
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            bound = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            rebound = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound = [node.name]
+            rebound = [node.name]
         elif isinstance(node, (ast.Import, ast.ImportFrom)):  # a module re-imported under its name is fine
-            bound = [a.asname or a.name.split(".")[0] for a in node.names if (a.asname or a.name) in names]
-        reasons.update(f"rebinds {name}" for name in bound if name in modules | names)
-    return sorted(reasons)
+            rebound = [a.asname or a.name.split(".")[0] for a in node.names if (a.asname or a.name) in names]
+        else:
+            rebound = []
+        for name in rebound:
+            if name in modules | names:
+                flag(f"rebinds {name}", node)
+
+    def where(line: int) -> str:
+        text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+        return f"line {line}: {text[:80]}"
+
+    return sorted(f"{reason} ({where(line)})" for reason, line in reasons.items())
 
 
 def protected_names(release: nbformat.NotebookNode) -> tuple[set[str], set[str]]:

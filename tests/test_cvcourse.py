@@ -409,3 +409,33 @@ def test_stamped_gradebook_is_the_one_nbgrader_creates(tmp_path):
     before = (tmp_path / "ours.db").read_bytes()
     stamp(tmp_path / "ours.db")  # an existing gradebook is left alone
     assert (tmp_path / "ours.db").read_bytes() == before
+
+
+@pytest.mark.parametrize("source", [
+    "for _i in range(3):\n    print(_i)",
+    "def check(x):\n    if not isinstance(x, int):\n        raise TypeError(f'got {x.__class__.__name__}')",
+    'def topk(x):\n    """Never peeks at the hidden tests; see the nbgrader docs."""\n    return x',
+    "import torch\ntorch.backends.cudnn.deterministic = True\ntorch.backends.cudnn.benchmark = False",
+    "class Window:\n    def __init__(self, xs):\n        self.xs = xs\n    def __len__(self):\n        return len(self.xs)",
+    "import threading, time\ndef tick():\n    for _ in range(3):\n        print('tick', end='')\n        time.sleep(0.01)\nthreading.Thread(target=tick, daemon=True).start()",
+])
+def test_scan_does_not_flag_honest_variants(source):
+    assert integrity.scan(source, {"torch"}, {"raises"}) == []
+
+
+def test_scan_names_the_line_of_each_flag():
+    reasons = integrity.scan("x = 1\nimport inspect\ny = x.__class__\n", {"torch"}, set())
+    assert all("(line " in r for r in reasons), reasons
+    assert any(r.startswith("imports inspect (line 2: import inspect)") for r in reasons)
+    assert any(r.startswith("uses .__class__ (line 3:") for r in reasons)
+
+
+def test_probe_line_is_found_when_a_background_thread_prints():
+    from cvcourse.execute import _probe_verdict
+
+    cell = {"metadata": {"cvcourse": {"status": "ok"}},
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "ticktick"},
+                        {"output_type": "stream", "name": "stdout", "text": "cvcourse-probe n0nce 2 ok\ntick"}]}
+    assert _probe_verdict(cell, "n0nce") == "ok"
+    cell["outputs"].append({"output_type": "stream", "name": "stdout", "text": "cvcourse-probe n0nce 3 ok\n"})
+    assert _probe_verdict(cell, "n0nce") != "ok"  # two reports: forged or replayed

@@ -94,6 +94,17 @@ def record(batch: Batch, result: dict, work: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+_MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`*_[]()#<>!|{}"} | {"\n": " ", "\r": " "})
+
+
+def md(text: str, limit: int = 300) -> str:
+    """Student-controlled text (file and folder names, notes quoting them) made inert for
+    report.md: markdown and HTML characters escaped, one line, at most ``limit`` characters."""
+    text = str(text)
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.translate(_MARKDOWN)
+
+
 def report(batch: Batch, students: dict, skipped: list, resumed: list) -> dict:
     results = [json.loads((batch.out / "results" / f"{s}.json").read_text()) for s in students]
     cells = [(name, gid) for r in results[:1] for name, nb in sorted(r["notebooks"].items()) for gid in nb["scores"]]
@@ -124,14 +135,14 @@ def report(batch: Batch, students: dict, skipped: list, resumed: list) -> dict:
         lines += [f"## {title}: {len(hits)}", ""]
         for r in hits:
             details = r["timeouts"] + r["crashed"] + r["malformed"] + r["flags"] + r["notes"]
-            lines.append(f"* `{r['student']}` ({r['score']:g}/{r['max_score']:g}, automatic {r['auto_score']:g}): "
-                         + "; ".join(details))
+            lines.append(f"* {md(r['student'])} ({r['score']:g}/{r['max_score']:g}, automatic {r['auto_score']:g}): "
+                         + "; ".join(md(d) for d in details))
         lines.append("")
     lost = [(r, f"{name}: {gid}", why) for r in results for name, nb in sorted(r["notebooks"].items())
             for gid, why in sorted(nb.get("failed", {}).items())]
     lines += [f"## Tests that gave no points: {len(lost)}", ""]
-    lines += [f"* `{r['student']}` {where}: {why.replace('`', chr(39))}" for r, where, why in lost] + [""]
+    lines += [f"* {md(r['student'])} {md(where)}: {md(why)}" for r, where, why in lost] + [""]
     if skipped:
-        lines += [f"## Skipped: {len(skipped)}", ""] + [f"* `{s['student']}`: {s['notes'][0]}" for s in skipped] + [""]
+        lines += [f"## Skipped: {len(skipped)}", ""] + [f"* {md(s['student'])}: {md(s['notes'][0])}" for s in skipped] + [""]
     atomic_write(batch.out / "report.md", "\n".join(lines))
     return report

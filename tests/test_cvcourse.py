@@ -439,3 +439,13 @@ def test_probe_line_is_found_when_a_background_thread_prints():
     assert _probe_verdict(cell, "n0nce") == "ok"
     cell["outputs"].append({"output_type": "stream", "name": "stdout", "text": "cvcourse-probe n0nce 3 ok\n"})
     assert _probe_verdict(cell, "n0nce") != "ok"  # two reports: forged or replayed
+
+
+def test_report_text_from_students_is_inert_markdown():
+    from cvcourse.results import md
+
+    hostile = "<img src=x onerror=alert(1)> [link](http://x) `code` **b**\n# heading"
+    safe = md(hostile)
+    assert "\n" not in safe and re.search(r"(?<!\\)[<>`\[\]()*#]", safe) is None, safe
+    assert safe.replace("\\", "") == hostile.replace("\n", " ")  # escaped, not dropped
+    assert len(md("x" * 10_000)) == 300 and md("x" * 10_000).endswith("…")

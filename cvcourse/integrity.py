@@ -86,11 +86,7 @@ def _walk(folder: Path, depth: int = 0):
 def _key(path: Path) -> str:
     """A notebook's name with LMS copy markers removed, lower case: ``01_topk (2).IPYNB`` -> ``01_topk``."""
     stem = unicodedata.normalize("NFC", path.name[: -len(".ipynb")])
-    while True:
-        shorter = _COPY_SUFFIX.sub("", stem)
-        if shorter == stem or not shorter:
-            return stem.lower()
-        stem = shorter
+    return (_COPY_SUFFIX.sub("", stem) or stem).lower()
 
 
 def solution_sources(cells: list[dict]) -> dict[str, str]:
@@ -133,13 +129,21 @@ def find_notebooks(folder: Path, releases: dict[str, nbformat.NotebookNode]
         else:
             unknown.append(path)
     depth = lambda p: (len(p.relative_to(folder).parts), p.name != p.name.lower(), str(p))  # noqa: E731
+    released = {name: solution_sources([{"source": c.source, "metadata": c.metadata} for c in nb.cells])
+                for name, nb in releases.items()}
+    read: dict[Path, dict | None] = {}
+
+    def sources(path: Path) -> dict | None:
+        """The candidate's solution sources (None when malformed), each file read once."""
+        if path not in read:
+            try:
+                read[path] = solution_sources(read_cells(path))
+            except Malformed:
+                read[path] = None
+        return read[path]
 
     def untouched(path: Path, name: str) -> bool:
-        try:
-            return solution_sources(read_cells(path)) == solution_sources(
-                [{"source": c.source, "metadata": c.metadata} for c in releases[name].cells])
-        except Malformed:
-            return False
+        return sources(path) == released[name]
 
     found = {}
     for name, paths in candidates.items():
@@ -152,10 +156,7 @@ def find_notebooks(folder: Path, releases: dict[str, nbformat.NotebookNode]
             work = work or paths[:1]
             distinct = {}
             for p in work:
-                try:
-                    distinct.setdefault(json.dumps(solution_sources(read_cells(p)), sort_keys=True), p)
-                except Malformed:
-                    distinct.setdefault(f"malformed {p}", p)
+                distinct.setdefault(json.dumps(sources(p), sort_keys=True) if sources(p) is not None else str(p), p)
             paths = sorted(distinct.values(), key=depth)
             if len(paths) > 1:
                 newest = max(paths, key=lambda p: p.stat().st_mtime)

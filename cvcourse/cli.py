@@ -63,6 +63,7 @@ def _grade(args) -> int:
                   "(pass --unsafe-no-sandbox to run student code unsandboxed, at your own risk)", file=sys.stderr)
             return 2
     from .grade import Batch, grade
+    from .hidden import AuthoringError
 
     try:
         limits = Limits(cell_timeout=args.cell_timeout, wall=args.wall, cpu=args.cpu, memory_mb=args.memory_mb,
@@ -78,6 +79,10 @@ def _grade(args) -> int:
         report = grade(batch)
     except FileNotFoundError as exc:
         print(f"cvcourse grade: {exc}", file=sys.stderr)
+        return 2
+    except AuthoringError as exc:
+        print(f"cvcourse grade: the hidden tests of {args.assignment} do not follow the two-halves form "
+              f"(see cvcourse/hidden.py): {exc}", file=sys.stderr)
         return 2
     students = report["students"].values()
     print(f"graded {len(report['students'])} submissions ({len(report['resumed'])} resumed), "

@@ -75,14 +75,12 @@ def _output(out) -> str:
     return ""
 
 
-def render(nb, outcome: dict, probes: list[int], title: str) -> str:
+def render(nb, outcome: dict, title: str) -> str:
     """Feedback page for one executed, scored notebook (see the module docstring for the rules)."""
     hidden_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells if HIDDEN.search(c.source)}
     body = [f"<h1>{html.escape(title)}</h1>", *_score_table(outcome, hidden_ids)]
     seen_hidden = False
-    for i, cell in enumerate(nb.cells):
-        if i in probes:
-            continue
+    for cell in nb.cells:
         seen_hidden = seen_hidden or bool(HIDDEN.search(cell.source))
         source = HIDDEN.sub("# (hidden tests run here; they are not shown)\n", cell.source)
         body.append(f"<pre>{html.escape(source)}</pre>")

@@ -11,11 +11,14 @@ What is written to ``OUT`` (default ``graded/ASSIGNMENT``)::
     feedback/STUDENT/*.html feedback to hand back (sanitized; no hidden test, no student HTML/JS)
     results/STUDENT.json    the finished result of each student; a re-run resumes from these
 
-Each student is graded in a forked worker: the submission is rebuilt from the release
-(:mod:`cvcourse.integrity`), probes are added (:mod:`cvcourse.execute`), and nbgrader's
-``Autograde`` runs it in a private course directory whose kernel is started in the sandbox
-(:mod:`cvcourse.sandbox`). The main process alone writes ``OUT``; it records a student only after
-the gradebook commit, so a crash loses at most the submissions in flight.
+The main process prepares the hidden tests once (:mod:`cvcourse.hidden`: their inputs, their
+kernel halves, their checks). Each student is then graded in a forked worker: the submission is
+rebuilt from the release (:mod:`cvcourse.integrity`) and nbgrader's ``Autograde`` runs it in a
+private course directory whose kernel is started in the sandbox (:mod:`cvcourse.sandbox`); in each
+graded cell the kernel runs the visible tests and the kernel half of the hidden tests, and the
+worker judges the data it reports (:mod:`cvcourse.execute`). The main process alone writes
+``OUT``; it records a student only after the gradebook commit, so a crash loses at most the
+submissions in flight.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import io
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -37,15 +39,15 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
-from . import feedback, gradebook, integrity
-from .execute import FAILURES, SandboxedExecute, add_probes, score
+from . import feedback, gradebook, hidden, integrity
+from .execute import FAILURES, SandboxedExecute, score
 from .results import atomic_write, finish, max_scores, record, report
 from .sandbox import Limits, kernel_argv
 
 __all__ = ["Batch", "grade"]
 
 KERNEL = "cvcourse-sandbox"
-VERSION = "1"  # bump when grading rules change: finished results are then graded again
+VERSION = "2"  # bump when grading rules change: finished results are then graded again
 
 
 @dataclass
@@ -61,6 +63,21 @@ class Batch:
     gpu: bool = False
     unsafe: bool = False
     force: bool = False
+
+
+@dataclass
+class Prepared:
+    """What the main process prepares once per batch from the source (trusted), inherited by each
+    forked worker: the hidden tests' plans and the forbidden-use rules, by notebook name."""
+
+    plans: dict[str, dict[str, hidden.Plan]]
+    rules: dict[str, integrity.Forbidden]
+
+    @classmethod
+    def of(cls, source: Path, gpu: bool) -> "Prepared":
+        notebooks = {p.name: nbformat.read(p, as_version=4) for p in sorted(source.glob("*.ipynb"))}
+        return cls({name: hidden.prepare(nb, gpu) for name, nb in notebooks.items()},
+                   {name: integrity.Forbidden.of(nb) for name, nb in notebooks.items()})
 
 
 def _course_config(course: Path) -> Config:
@@ -136,7 +153,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folder: Path, work: Path) -> dict:
+def _grade_one(batch: Batch, template: Path, prepared: Prepared, course_id: str, student: str, folder: Path,
+               work: Path) -> dict:
     from nbgrader.converters import Autograde
     from nbgrader.coursedir import CourseDirectory
 
@@ -146,7 +164,6 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
     result = {"student": student, "notes": notes, "flags": flags, "notebooks": {}, "malformed": [], "crashed": [],
               "timeouts": []}
     runs = {}
-    nonce = secrets.token_hex(8)
     for name, release in releases.items():
         if name not in found:
             continue
@@ -158,15 +175,17 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
         rebuilt = integrity.rebuild(release, cells)
         notes += [f"{name}: {note}" for note in rebuilt.notes]
         modules, names = integrity.protected_names(release)
+        rules = prepared.rules.get(name, integrity.Forbidden())
         for cell in rebuilt.notebook.cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type == "code" and (meta.get("solution") or not meta):
                 result["flags"] += [f"{name}: {reason}" for reason in integrity.scan(cell.source, modules, names)]
-        probes = add_probes(rebuilt.notebook, nonce)
+            if cell.cell_type == "code" and meta.get("solution"):
+                result["flags"] += [f"{name}: {reason}" for reason in integrity.forbidden_uses(cell.source, rules)]
         submitted = work / "submitted" / student / batch.assignment / name
         submitted.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(rebuilt.notebook, submitted)
-        runs[name] = (probes, rebuilt.deleted_tests)
+        runs[name] = rebuilt.deleted_tests
     if runs:
         shutil.copy(template / "gradebook.db", work / "gradebook.db")
         # The kernel's Unix sockets live in work/ipc, named by a path relative to the working
@@ -179,13 +198,16 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
         spec = work / "jupyter" / "kernels" / KERNEL
         spec.mkdir(parents=True)
         (spec / "kernel.json").write_text(json.dumps({
-            "argv": kernel_argv(sockets, batch.limits, gpu=batch.gpu, unsafe=batch.unsafe),
+            "argv": kernel_argv(sockets, batch.limits, gpu=batch.gpu, unsafe=batch.unsafe,
+                                hide=tuple(m for r in prepared.rules.values() for m in r.sandbox_hidden())),
             "display_name": "cvcourse sandbox", "language": "python", "interrupt_mode": "message"}))
         os.environ.update(JUPYTER_PATH=str(work / "jupyter"), JUPYTER_RUNTIME_DIR=str(sockets))
         cfg = _nbgrader_config(
             work, course_id,
             Autograde={"autograde_preprocessors": [SandboxedExecute] + _after_execute()},
             SandboxedExecute={"kernel_name": KERNEL, "timeout": batch.limits.cell_timeout,
+                              "kernel_halves": {n: {g: p.kernel_code for g, p in cells.items()}
+                                                for n, cells in prepared.plans.items()},
                               "max_output_bytes": batch.limits.output_kb * 1024, "startup_timeout": 120},
             KernelManager={"transport": "ipc", "ip": "ipc/kernel",
                            "connection_file": str(sockets / "kernel.json")})
@@ -200,7 +222,7 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
         except Exception:  # noqa: BLE001 - nbgrader reports per-notebook failures in its log
             pass
         failure = "\n".join(line for line in log.getvalue().splitlines() if "Error" in line or "died" in line)
-        for name, (probes, deleted) in runs.items():
+        for name, deleted in runs.items():
             graded = work / "autograded" / student / batch.assignment / name
             if not graded.is_file():
                 if "timeout" in FAILURES:
@@ -212,16 +234,15 @@ def _grade_one(batch: Batch, template: Path, course_id: str, student: str, folde
                 FAILURES.clear()
                 continue
             nb = nbformat.read(graded, as_version=4)
-            outcome = score(nb, probes, nonce, deleted)
+            outcome = score(nb, prepared.plans.get(name, {}), deleted)
             if nb.metadata.get("cvcourse", {}).get("output_truncated"):
                 result["notes"].append(f"{name}: output beyond {batch.limits.output_kb} KiB was dropped")
-            result["flags"] += [f"{name}: {t}" for t in outcome["tampering"]]
             result["timeouts"] += [f"{name}: a cell ran past {batch.limits.cell_timeout} s and was interrupted"
                                    for c in nb.cells if any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", []))]
             result["notebooks"][name] = {"scores": outcome["scores"], "failed": outcome["failed"]}
             (work / "feedback").mkdir(exist_ok=True)
             (work / "feedback" / name.replace(".ipynb", ".html")).write_text(
-                feedback.render(nb, outcome, probes, title=f"{batch.assignment} / {name} / {student}"))
+                feedback.render(nb, outcome, title=f"{batch.assignment} / {name} / {student}"))
     return result
 
 
@@ -231,14 +252,14 @@ def _after_execute() -> list:
     return [IgnorePattern, LimitOutput, CheckCellMetadata]
 
 
-def _worker(batch, template, course_id, student, folder, work) -> None:
+def _worker(batch, template, prepared, course_id, student, folder, work) -> None:
     """Forked child: grade one student, write work/result.json, exit."""
     _die_with_parent()
     code = 0
     try:
         log = os.open(work / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 1), os.dup2(log, 2)
-        result = _grade_one(batch, template, course_id, student, folder, work)
+        result = _grade_one(batch, template, prepared, course_id, student, folder, work)
         atomic_write(work / "result.json", json.dumps(result))
     except BaseException:  # noqa: BLE001 - the parent reports a worker without a result as crashed
         import traceback
@@ -279,6 +300,7 @@ def grade(batch: Batch, progress=print) -> dict:
     batch.out.mkdir(parents=True, exist_ok=True)
     course_id = _course_config(batch.course).get("CourseDirectory", {}).get("course_id", "default_course")
     template, source_hash = _template(batch, course_id)
+    prepared = Prepared.of(template / "source" / batch.assignment, batch.gpu)
     maxima = max_scores(template, batch.assignment)
     if not (batch.out / "gradebook.db").exists():
         shutil.copy(template / "gradebook.db", batch.out / "gradebook.db")
@@ -304,7 +326,7 @@ def grade(batch: Batch, progress=print) -> dict:
             work = batch.out / ".work" / student
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            proc = ctx.Process(target=_worker, args=(batch, template, course_id, student, folder, work))
+            proc = ctx.Process(target=_worker, args=(batch, template, prepared, course_id, student, folder, work))
             proc.start()
             running[student] = (proc, work, digest, time.monotonic())
         time.sleep(0.05)

@@ -448,3 +448,87 @@ def protected_names(release: nbformat.NotebookNode) -> tuple[set[str], set[str]]
             elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 names.add(node.name)  # test data variables are re-assigned by the tests; helpers are not
     return modules, names
+
+
+# -- what an assignment forbids ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Forbidden:
+    """What a solution may not use, from the source notebook's metadata ``cvcourse.forbidden``:
+    ``{"modules": [...], "names": [...], "why": "..."}``. ``modules``: imports (and attribute paths
+    such as ``torch.nn.functional``) that are flagged; the top-level ones are also emptied in the
+    sandbox. ``names``: functions and classes flagged when a solution reaches them as an attribute
+    or an import (``F.local_response_norm``, ``from torch.optim import SGD``). ``cvlib`` is always
+    forbidden."""
+
+    modules: tuple[str, ...] = ("cvlib",)
+    names: tuple[str, ...] = ()
+    why: str = "write it yourself"
+
+    @classmethod
+    def of(cls, source_nb) -> "Forbidden":
+        spec = source_nb.metadata.get("cvcourse", {}).get("forbidden", {})
+        modules = tuple(dict.fromkeys(["cvlib", *spec.get("modules", [])]))
+        return cls(modules, tuple(spec.get("names", [])), spec.get("why", cls.why))
+
+    def sandbox_hidden(self) -> tuple[str, ...]:
+        """The installed top-level packages the sandbox empties (never torch itself)."""
+        return tuple(m for m in self.modules if "." not in m and m not in ("torch", "numpy", "math"))
+
+
+def _dotted(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return None
+
+
+def forbidden_uses(source: str, rules: Forbidden) -> list[str]:
+    """Reasons a solution cell uses what the assignment forbids, or imports a module by a computed
+    name; each ends with its line, as :func:`scan`'s do."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    lines, reasons = source.splitlines(), {}
+
+    def hit(module: str) -> str | None:
+        return next((m for m in rules.modules if module == m or module.startswith(m + ".")), None)
+
+    def flag(what: str, node: ast.AST) -> None:
+        reasons.setdefault(f"uses {what}, which this assignment forbids ({rules.why})", node.lineno)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if hit(alias.name):
+                    flag(alias.name, node)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if hit(node.module) or hit(full) or alias.name in rules.names:
+                    flag(full, node)
+        elif isinstance(node, ast.Attribute):
+            dotted = _dotted(node) or ""
+            tail = [m.split(".", 1)[1] for m in rules.modules if "." in m]  # torch.nn.functional -> nn.functional
+            if node.attr in rules.names:
+                flag(dotted or node.attr, node)
+            elif any(f".{t}." in f".{dotted}." for t in tail) and isinstance(node.ctx, ast.Load):
+                flag(dotted, node)
+        elif isinstance(node, ast.Call):
+            func = _dotted(node.func) or ""
+            if func.split(".")[-1] in ("__import__", "import_module") and node.args:
+                arg = node.args[0]
+                if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+                    reasons.setdefault("imports a module by a computed name", node.lineno)
+                elif hit(arg.value):
+                    flag(arg.value, node)
+
+    def where(line: int) -> str:
+        text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+        return f"line {line}: {text[:80]}"
+
+    return sorted(f"{reason} ({where(line)})" for reason, line in reasons.items())

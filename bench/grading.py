@@ -8,7 +8,9 @@ of the same assignment in a temporary course directory:
 * stock: nbgrader's ``autograde`` through its Python API, one student after another in one
   process, no sandbox (the kernel runs as you);
 * sandboxed: ``cvcourse.grade.grade`` with ``--jobs 1`` (each student in a forked worker, the
-  kernel in bubblewrap, probes, feedback, gradebook update), then again with ``--jobs N``.
+  kernel in bubblewrap, the hidden checks in the grading process, feedback, gradebook update),
+  then again with ``--jobs N``. Stock runs the hidden tests in the kernel (a plain run of
+  ``hidden.run``).
 
 Prints the median seconds per submission of each, their ratio (sandboxed / stock), and the
 throughput of the parallel run in submissions per minute.

@@ -1,11 +1,12 @@
 """Running a rebuilt submission under nbgrader, and scoring what came back.
 
-* :class:`SandboxedExecute` is nbgrader's ``Execute`` preprocessor with three additions: in each
+* :class:`SandboxedExecute` is nbgrader's ``Execute`` preprocessor with these changes: in each
   graded cell it runs, in place of the hidden region, the kernel half that
   :func:`cvcourse.hidden.prepare` built (inputs in, the student's results out); it keeps each
   cell's ``execute_reply`` status and the results the cell reported (a ``display_data`` of type
-  :data:`cvcourse.hidden.MIME`, kept aside, never shown); and it caps the output a notebook may
-  produce.
+  :data:`cvcourse.hidden.MIME`, kept aside, never shown); it caps the output a notebook may
+  produce (every output message counts, errors included); and it drops display updates and
+  widget messages.
 * :func:`score` turns the executed notebook into points: a graded cell earns its points when its
   visible tests ran without an error and its hidden checks, run here on the reported data, pass.
   The kernel's own reply can only cost points. Output on stderr (warnings) does not cost points,
@@ -22,15 +23,13 @@ from nbgrader.preprocessors import Execute
 from traitlets import Dict, Integer
 
 from . import hidden
+from .record import NotebookScore
 
-__all__ = ["FAILURES", "SandboxedExecute", "score"]
+__all__ = ["SandboxedExecute", "score"]
 
 
-def score(nb: nbformat.NotebookNode, plans: dict[str, hidden.Plan], deleted: list[str]) -> dict:
-    """Points per graded cell of an executed notebook, with the reasons a cell got none.
-
-    Returns ``{"scores": {grade_id: (points, max)}, "failed": {grade_id: reason}}``.
-    """
+def score(nb: nbformat.NotebookNode, plans: dict[str, hidden.Plan], deleted: list[str]) -> NotebookScore:
+    """Points per graded cell of an executed notebook, with the reasons a cell got none."""
     scores, failed = {}, {}
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
@@ -56,12 +55,7 @@ def score(nb: nbformat.NotebookNode, plans: dict[str, hidden.Plan], deleted: lis
         scores[gid] = (0.0 if reason else points, points)
         if reason:
             failed[gid] = reason
-    return {"scores": scores, "failed": failed}
-
-
-# Why the last notebook run in this process stopped early ("timeout" or "kernel died"); read by the
-# grading worker, which runs one submission per process.
-FAILURES: list[str] = []
+    return NotebookScore(scores, failed)
 
 
 class SandboxedExecute(Execute):
@@ -69,7 +63,9 @@ class SandboxedExecute(Execute):
     reply status and reported results, and capping the notebook's output.
 
     A cell past the timeout is interrupted (nbgrader's behaviour) and fails; when the next cell
-    times out as well, the kernel ignored the interrupt and the notebook is stopped.
+    times out as well, the kernel ignored the interrupt and the notebook is stopped. A stopped
+    notebook (that, or a dead kernel) is still returned, marked ``metadata.cvcourse.stopped``
+    (``"timeout"`` or ``"kernel died"``), so the worker learns why from the notebook itself.
     """
 
     max_output_bytes = Integer(1 << 20, help="Output kept per notebook; beyond it outputs are dropped.").tag(config=True)
@@ -94,11 +90,10 @@ class SandboxedExecute(Execute):
         try:
             return super().preprocess(nb, resources, km=km)
         except CellTimeoutError:
-            FAILURES.append("timeout")
-            raise
+            nb.metadata.setdefault("cvcourse", {})["stopped"] = "timeout"
         except DeadKernelError:
-            FAILURES.append("kernel died")
-            raise
+            nb.metadata.setdefault("cvcourse", {})["stopped"] = "kernel died"
+        return nb, resources if resources is not None else {}
 
     async def _async_handle_timeout(self, timeout, cell=None):
         if self._timed_out:
@@ -110,6 +105,13 @@ class SandboxedExecute(Execute):
         content = kwargs["execute_reply"]["content"]
         self._timed_out = content.get("ename") == "CellTimeoutError"
         kwargs["cell"].metadata.setdefault("cvcourse", {})["status"] = content["status"]
+
+    def _update_display_id(self, display_id, msg):
+        """Display updates are dropped: one could rewrite an earlier, shown output with what a later
+        cell saw (the grader needs none of them)."""
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Widget messages are dropped: their state would be stored in the notebook, unbounded."""
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -127,7 +129,7 @@ class SandboxedExecute(Execute):
         if self._output_bytes > self.max_output_bytes:
             if not self.truncated:
                 self.truncated = True
-                self.nb.metadata["cvcourse"] = {"output_truncated": True}
+                self.nb.metadata.setdefault("cvcourse", {})["output_truncated"] = True
                 outs.append(nbformat.v4.new_output("stream", name="stderr",
                                                    text=f"[grader: output beyond {self.max_output_bytes} bytes dropped]\n"))
                 self.log.warning("output limit reached in cell %s", cell_index)

@@ -20,6 +20,22 @@ __all__ = ["render", "summary_page"]
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n?", re.S)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
+MAX_PIXELS = 4096 * 4096  # a small file can still decode to gigabytes in the reader's browser
+
+
+def _pixels(mime: str, raw: bytes) -> int | None:
+    """Width x height of a PNG (its IHDR) or a JPEG (its first SOF marker), None if unreadable."""
+    if mime == "image/png":
+        if len(raw) < 24 or raw[12:16] != b"IHDR":
+            return None
+        return int.from_bytes(raw[16:20], "big") * int.from_bytes(raw[20:24], "big")
+    i = 2
+    while i + 9 < len(raw) and raw[i] == 0xFF:
+        marker, length = raw[i + 1], int.from_bytes(raw[i + 2:i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(raw[i + 5:i + 7], "big") * int.from_bytes(raw[i + 7:i + 9], "big")
+        i += 2 + length
+    return None
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;white-space:pre-wrap}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}.ok{color:#1a7f37}.fail{color:#cf222e}
@@ -42,15 +58,15 @@ def _reason(reason: str, hidden: bool) -> str:
     return reason
 
 
-def _score_table(outcome: dict, hidden_ids: set[str]) -> list[str]:
+def _score_table(outcome, hidden_ids: set[str]) -> list[str]:
     rows = ["<table><tr><th>test</th><th>points</th><th>result</th></tr>"]
-    for gid, (points, maximum) in outcome["scores"].items():
-        reason = outcome["failed"].get(gid)
+    for gid, (points, maximum) in outcome.scores.items():
+        reason = outcome.failed.get(gid)
         result = ('<span class="ok">passed</span>' if reason is None else
                   f'<span class="fail">{html.escape(_reason(reason, gid in hidden_ids))}</span>')
         rows.append(f"<tr><td>{html.escape(gid)}</td><td>{points:g} / {maximum:g}</td><td>{result}</td></tr>")
-    total = sum(p for p, _ in outcome["scores"].values())
-    maximum = sum(m for _, m in outcome["scores"].values())
+    total = sum(p for p, _ in outcome.scores.values())
+    maximum = sum(m for _, m in outcome.scores.values())
     return [f"<h2>Score: {total:g} / {maximum:g}</h2>", *rows, "</table>"]
 
 
@@ -69,13 +85,16 @@ def _output(out) -> str:
             except (binascii.Error, ValueError):
                 continue
             if raw.startswith(magic):
+                pixels = _pixels(mime, raw)
+                if pixels is None or pixels > MAX_PIXELS:
+                    return '<p>[a figure too large to show, or unreadable]</p>'
                 return f'<img alt="figure" src="data:{mime};base64,{base64.b64encode(raw).decode()}">'
     if isinstance(data.get("text/plain"), str):
         return f'<pre class="out">{html.escape(data["text/plain"])}</pre>'
     return ""
 
 
-def render(nb, outcome: dict, title: str) -> str:
+def render(nb, outcome, title: str) -> str:
     """Feedback page for one executed, scored notebook (see the module docstring for the rules)."""
     hidden_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells if HIDDEN.search(c.source)}
     body = [f"<h1>{html.escape(title)}</h1>", *_score_table(outcome, hidden_ids)]
@@ -87,8 +106,8 @@ def render(nb, outcome: dict, title: str) -> str:
         if cell.cell_type != "code":
             continue
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in outcome["scores"]:
-            reason = outcome["failed"].get(gid)
+        if gid in outcome.scores:
+            reason = outcome.failed.get(gid)
             body.append('<p class="ok">passed</p>' if reason is None else
                         f'<p class="fail">{html.escape(_reason(reason, gid in hidden_ids))}</p>')
         if not seen_hidden:
@@ -96,14 +115,14 @@ def render(nb, outcome: dict, title: str) -> str:
     return _page(title, body)
 
 
-def summary_page(result: dict, assignment: str) -> str:
+def summary_page(result, assignment: str) -> str:
     """Feedback for a submission without an executed notebook (missing, malformed, crashed, killed)."""
-    body = [f"<h1>{html.escape(assignment)} / {html.escape(result['student'])}</h1>",
-            f"<p>Status: {html.escape(result['status'])}</p>", "<ul>"]
-    crashed = ["your code stopped the kernel (a crash, or a memory or CPU limit was reached)"] if result["crashed"] else []
+    body = [f"<h1>{html.escape(assignment)} / {html.escape(result.student)}</h1>",
+            f"<p>Status: {html.escape(result.status)}</p>", "<ul>"]
+    crashed = ["your code stopped the kernel (a crash, or a memory or CPU limit was reached)"] if result.crashed else []
     body += [f"<li>{html.escape(line)}</li>" for line in
-             result["timeouts"] + crashed + result["malformed"] + result["notes"]]
+             result.timeouts + crashed + result.malformed + result.notes]
     body.append("</ul>")
-    for nb in result["notebooks"].values():
-        body += _score_table(nb, set(nb["scores"]))
+    for nb in result.notebooks.values():
+        body += _score_table(nb, set(nb.scores))
     return _page(f"{assignment} feedback", body)

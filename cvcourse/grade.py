@@ -39,8 +39,9 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
-from . import feedback, gradebook, hidden, integrity
-from .execute import FAILURES, SandboxedExecute, score
+from . import cgroups, feedback, gradebook, hidden, integrity
+from .execute import SandboxedExecute, score
+from .record import StudentResult
 from .results import atomic_write, finish, max_scores, record, report
 from .sandbox import Limits, kernel_argv
 
@@ -72,12 +73,19 @@ class Prepared:
 
     plans: dict[str, dict[str, hidden.Plan]]
     rules: dict[str, integrity.Forbidden]
+    host: cgroups.Support  # the cgroups (and socket-folder mount) this host offers
+    prefix: str  # of this batch's cgroup names
 
     @classmethod
-    def of(cls, source: Path, gpu: bool) -> "Prepared":
+    def of(cls, source: Path, batch: "Batch") -> "Prepared":
         notebooks = {p.name: nbformat.read(p, as_version=4) for p in sorted(source.glob("*.ipynb"))}
-        return cls({name: hidden.prepare(nb, gpu) for name, nb in notebooks.items()},
-                   {name: integrity.Forbidden.of(nb) for name, nb in notebooks.items()})
+        return cls({name: hidden.prepare(nb, batch.gpu) for name, nb in notebooks.items()},
+                   {name: integrity.Forbidden.of(nb) for name, nb in notebooks.items()},
+                   cgroups.detect(), "cvcourse-" + hashlib.sha256(str(batch.out).encode()).hexdigest()[:8] + "-")
+
+    def group(self, student: str) -> str:
+        """The cgroup name of one student's sandbox."""
+        return self.prefix + hashlib.sha256(student.encode()).hexdigest()[:12]
 
 
 def _course_config(course: Path) -> Config:
@@ -153,16 +161,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def _grade_one(batch: Batch, template: Path, prepared: Prepared, course_id: str, student: str, folder: Path,
-               work: Path) -> dict:
-    from nbgrader.converters import Autograde
-    from nbgrader.coursedir import CourseDirectory
-
-    release_dir = template / "release" / batch.assignment
-    releases = {p.name: nbformat.read(p, as_version=4) for p in sorted(release_dir.glob("*.ipynb"))}
+def _rebuild(batch: Batch, releases: dict, prepared: Prepared, result: StudentResult, folder: Path,
+             work: Path) -> dict[str, list[str]]:
+    """Stage 1: find, read and rebuild each notebook, scan it, write it to work/submitted; return
+    {notebook name: grade ids of deleted test cells} for the notebooks to run."""
     found, notes, flags = integrity.find_notebooks(folder, releases)
-    result = {"student": student, "notes": notes, "flags": flags, "notebooks": {}, "malformed": [], "crashed": [],
-              "timeouts": []}
+    result.notes += notes
+    result.flags += flags
     runs = {}
     for name, release in releases.items():
         if name not in found:
@@ -170,79 +175,111 @@ def _grade_one(batch: Batch, template: Path, prepared: Prepared, course_id: str,
         try:
             cells = integrity.read_cells(found[name])
         except integrity.Malformed as exc:
-            result["malformed"].append(str(exc))
+            result.malformed.append(str(exc))
             continue
         rebuilt = integrity.rebuild(release, cells)
-        notes += [f"{name}: {note}" for note in rebuilt.notes]
+        result.notes += [f"{name}: {note}" for note in rebuilt.notes]
         modules, names = integrity.protected_names(release)
         rules = prepared.rules.get(name, integrity.Forbidden())
         for cell in rebuilt.notebook.cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type == "code" and (meta.get("solution") or not meta):
-                result["flags"] += [f"{name}: {reason}" for reason in integrity.scan(cell.source, modules, names)]
+                result.flags += [f"{name}: {reason}" for reason in integrity.scan(cell.source, modules, names)]
             if cell.cell_type == "code" and meta.get("solution"):
-                result["flags"] += [f"{name}: {reason}" for reason in integrity.forbidden_uses(cell.source, rules)]
-        submitted = work / "submitted" / student / batch.assignment / name
+                result.flags += [f"{name}: {reason}" for reason in integrity.forbidden_uses(cell.source, rules)]
+        submitted = work / "submitted" / result.student / batch.assignment / name
         submitted.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(rebuilt.notebook, submitted)
         runs[name] = rebuilt.deleted_tests
+    return runs
+
+
+def _execute(batch: Batch, template: Path, prepared: Prepared, course_id: str, student: str, work: Path) -> str:
+    """Stage 2: nbgrader's Autograde over work/submitted, the kernel in the sandbox; the executed
+    notebooks land in work/autograded. Returns nbgrader's error lines (for a notebook it could
+    not write)."""
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    shutil.copy(template / "gradebook.db", work / "gradebook.db")
+    # The kernel's Unix sockets live in work/ipc, named by a path relative to the working
+    # directory (a socket's absolute path may not exceed 107 bytes, and work can be deep): this
+    # worker runs in work, the sandboxed kernel in /tmp/work with work/ipc bound at ipc. Nothing
+    # is left outside OUT, even when the batch is killed (the next run removes OUT/.work).
+    sockets = work / "ipc"
+    sockets.mkdir()
+    if prepared.host.mount:
+        cgroups.mount_socket_dir(sockets)  # unmounted by the main process, before it removes work
+    os.chdir(work)
+    spec = work / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": kernel_argv(sockets, batch.limits, gpu=batch.gpu, unsafe=batch.unsafe,
+                            hide=tuple(m for r in prepared.rules.values() for m in r.sandbox_hidden()),
+                            cgroup=prepared.host.group_args(prepared.group(student), batch.limits.memory_mb << 20,
+                                                            batch.limits.processes)),
+        "display_name": "cvcourse sandbox", "language": "python", "interrupt_mode": "message"}))
+    os.environ.update(JUPYTER_PATH=str(work / "jupyter"), JUPYTER_RUNTIME_DIR=str(sockets))
+    cfg = _nbgrader_config(
+        work, course_id,
+        Autograde={"autograde_preprocessors": [SandboxedExecute] + _after_execute()},
+        SandboxedExecute={"kernel_name": KERNEL, "timeout": batch.limits.cell_timeout,
+                          "kernel_halves": {n: {g: p.kernel_code for g, p in cells.items()}
+                                            for n, cells in prepared.plans.items()},
+                          "max_output_bytes": batch.limits.output_kb * 1024, "startup_timeout": 120},
+        KernelManager={"transport": "ipc", "ip": "ipc/kernel", "connection_file": str(sockets / "kernel.json")})
+    coursedir = CourseDirectory(config=cfg)
+    coursedir.assignment_id, coursedir.student_id = batch.assignment, student
+    app = Autograde(coursedir=coursedir, config=cfg)
+    log = io.StringIO()
+    _log_to(app, log)
+    app.force, app.create_student = True, True
+    try:
+        app.start()
+    except Exception:  # noqa: BLE001 - nbgrader reports per-notebook failures in its log
+        pass
+    finally:
+        cgroups.kill_and_remove(prepared.host, prepared.group(student))
+    return "\n".join(line for line in log.getvalue().splitlines() if "Error" in line or "died" in line)
+
+
+def _judge(batch: Batch, prepared: Prepared, result: StudentResult, runs: dict, failure: str, work: Path) -> None:
+    """Stage 3: score each executed notebook from what it reported, and write its feedback page."""
+    limits = batch.limits
+    for name, deleted in runs.items():
+        graded = work / "autograded" / result.student / batch.assignment / name
+        if not graded.is_file():
+            result.crashed.append(f"{name}: nbgrader failed ({failure[-300:] or 'no log'})")
+            continue
+        nb = nbformat.read(graded, as_version=4)
+        mine = nb.metadata.get("cvcourse", {})
+        if mine.get("stopped") == "timeout":
+            result.timeouts.append(f"{name}: a cell ran past {limits.cell_timeout} s and ignored the interrupt: stopped")
+            continue
+        if mine.get("stopped") == "kernel died":
+            result.crashed.append(f"{name}: the kernel died ({failure[-300:] or 'no log'})")
+            continue
+        outcome = score(nb, prepared.plans.get(name, {}), deleted)
+        if mine.get("output_truncated"):
+            result.notes.append(f"{name}: output beyond {limits.output_kb} KiB was dropped")
+        result.timeouts += [f"{name}: a cell ran past {limits.cell_timeout} s and was interrupted"
+                            for c in nb.cells if any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", []))]
+        result.notebooks[name] = outcome
+        (work / "feedback").mkdir(exist_ok=True)
+        (work / "feedback" / name.replace(".ipynb", ".html")).write_text(
+            feedback.render(nb, outcome, title=f"{batch.assignment} / {name} / {result.student}"))
+
+
+def _grade_one(batch: Batch, template: Path, prepared: Prepared, course_id: str, student: str, folder: Path,
+               work: Path) -> StudentResult:
+    """One student, in the forked worker: rebuild, execute in the sandbox, judge."""
+    release_dir = template / "release" / batch.assignment
+    releases = {p.name: nbformat.read(p, as_version=4) for p in sorted(release_dir.glob("*.ipynb"))}
+    result = StudentResult(student)
+    runs = _rebuild(batch, releases, prepared, result, folder, work)
     if runs:
-        shutil.copy(template / "gradebook.db", work / "gradebook.db")
-        # The kernel's Unix sockets live in work/ipc, named by a path relative to the working
-        # directory (a socket's absolute path may not exceed 107 bytes, and work can be deep): this
-        # worker runs in work, the sandboxed kernel in /tmp/work with work/ipc bound at ipc. Nothing
-        # is left outside OUT, even when the batch is killed (the next run removes OUT/.work).
-        sockets = work / "ipc"
-        sockets.mkdir()
-        os.chdir(work)
-        spec = work / "jupyter" / "kernels" / KERNEL
-        spec.mkdir(parents=True)
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": kernel_argv(sockets, batch.limits, gpu=batch.gpu, unsafe=batch.unsafe,
-                                hide=tuple(m for r in prepared.rules.values() for m in r.sandbox_hidden())),
-            "display_name": "cvcourse sandbox", "language": "python", "interrupt_mode": "message"}))
-        os.environ.update(JUPYTER_PATH=str(work / "jupyter"), JUPYTER_RUNTIME_DIR=str(sockets))
-        cfg = _nbgrader_config(
-            work, course_id,
-            Autograde={"autograde_preprocessors": [SandboxedExecute] + _after_execute()},
-            SandboxedExecute={"kernel_name": KERNEL, "timeout": batch.limits.cell_timeout,
-                              "kernel_halves": {n: {g: p.kernel_code for g, p in cells.items()}
-                                                for n, cells in prepared.plans.items()},
-                              "max_output_bytes": batch.limits.output_kb * 1024, "startup_timeout": 120},
-            KernelManager={"transport": "ipc", "ip": "ipc/kernel",
-                           "connection_file": str(sockets / "kernel.json")})
-        coursedir = CourseDirectory(config=cfg)
-        coursedir.assignment_id, coursedir.student_id = batch.assignment, student
-        app = Autograde(coursedir=coursedir, config=cfg)
-        log = io.StringIO()
-        _log_to(app, log)
-        app.force, app.create_student = True, True
-        try:
-            app.start()
-        except Exception:  # noqa: BLE001 - nbgrader reports per-notebook failures in its log
-            pass
-        failure = "\n".join(line for line in log.getvalue().splitlines() if "Error" in line or "died" in line)
-        for name, deleted in runs.items():
-            graded = work / "autograded" / student / batch.assignment / name
-            if not graded.is_file():
-                if "timeout" in FAILURES:
-                    result["timeouts"].append(f"{name}: a cell ran past {batch.limits.cell_timeout} s and ignored "
-                                              "the interrupt: stopped")
-                else:
-                    why = "the kernel died" if "kernel died" in FAILURES else "nbgrader failed"
-                    result["crashed"].append(f"{name}: {why} ({failure[-300:] or 'no log'})")
-                FAILURES.clear()
-                continue
-            nb = nbformat.read(graded, as_version=4)
-            outcome = score(nb, prepared.plans.get(name, {}), deleted)
-            if nb.metadata.get("cvcourse", {}).get("output_truncated"):
-                result["notes"].append(f"{name}: output beyond {batch.limits.output_kb} KiB was dropped")
-            result["timeouts"] += [f"{name}: a cell ran past {batch.limits.cell_timeout} s and was interrupted"
-                                   for c in nb.cells if any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", []))]
-            result["notebooks"][name] = {"scores": outcome["scores"], "failed": outcome["failed"]}
-            (work / "feedback").mkdir(exist_ok=True)
-            (work / "feedback" / name.replace(".ipynb", ".html")).write_text(
-                feedback.render(nb, outcome, title=f"{batch.assignment} / {name} / {student}"))
+        failure = _execute(batch, template, prepared, course_id, student, work)
+        _judge(batch, prepared, result, runs, failure, work)
     return result
 
 
@@ -260,7 +297,7 @@ def _worker(batch, template, prepared, course_id, student, folder, work) -> None
         log = os.open(work / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 1), os.dup2(log, 2)
         result = _grade_one(batch, template, prepared, course_id, student, folder, work)
-        atomic_write(work / "result.json", json.dumps(result))
+        atomic_write(work / "result.json", result.to_json())
     except BaseException:  # noqa: BLE001 - the parent reports a worker without a result as crashed
         import traceback
 
@@ -300,7 +337,9 @@ def grade(batch: Batch, progress=print) -> dict:
     batch.out.mkdir(parents=True, exist_ok=True)
     course_id = _course_config(batch.course).get("CourseDirectory", {}).get("course_id", "default_course")
     template, source_hash = _template(batch, course_id)
-    prepared = Prepared.of(template / "source" / batch.assignment, batch.gpu)
+    prepared = Prepared.of(template / "source" / batch.assignment, batch)
+    cgroups.unmount_below(batch.out / ".work")  # what a killed batch left: socket mounts, groups
+    cgroups.sweep(prepared.host, prepared.prefix)
     maxima = max_scores(template, batch.assignment)
     if not (batch.out / "gradebook.db").exists():
         shutil.copy(template / "gradebook.db", batch.out / "gradebook.db")
@@ -317,6 +356,7 @@ def grade(batch: Batch, progress=print) -> dict:
         pending.append((student, folder, digest))
     progress(f"{batch.assignment}: {len(pending)} to grade, {len(resumed)} already graded, {batch.jobs} at a time"
              + (" -- UNSAFE: no sandbox" if batch.unsafe else ""))
+    progress(f"limits: {prepared.host.describe()}")
     ctx = multiprocessing.get_context("fork")
     running: dict = {}
     timings = {}
@@ -342,18 +382,21 @@ def grade(batch: Batch, progress=print) -> dict:
                 killed = f"killed after the wall-clock limit of {batch.limits.wall} s"
             proc.join()
             del running[student]
+            cgroups.kill_and_remove(prepared.host, prepared.group(student))
+            cgroups.unmount_below(work)
             timings[student] = time.monotonic() - start
             path = work / "result.json"
             if path.is_file() and not killed:
-                result = json.loads(path.read_text())
+                result = StudentResult.from_json(path.read_text())
             else:
                 log = (work / "worker.log").read_text(errors="replace")[-500:] if (work / "worker.log").exists() else ""
-                result = {"student": student, "crashed": [] if killed else [f"the grading worker failed: {log}"]}
-            result.update(submission_hash=digest, source_hash=source_hash, course_id=course_id,
-                          seconds=round(timings[student], 1))
+                result = StudentResult(student, crashed=[] if killed else [f"the grading worker failed: {log}"])
+            result.submission_hash, result.source_hash, result.course_id = digest, source_hash, course_id
+            result.seconds = round(timings[student], 1)
             result = finish(result, maxima, killed)
             record(batch, result, work)
-            progress(f"  {student}: {result['status']}, {result['score']:g}/{result['max_score']:g}"
-                     + (" (review)" if result["review"] else ""))
+            progress(f"  {student}: {result.status}, {result.score:g}/{result.max_score:g}"
+                     + (" (review)" if result.review else ""))
+    cgroups.unmount_below(batch.out / ".work")
     shutil.rmtree(batch.out / ".work", ignore_errors=True)
-    return report(batch, students, skipped, resumed)
+    return report(batch, students, skipped, resumed, prepared.host.describe())

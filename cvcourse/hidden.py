@@ -41,7 +41,9 @@ Where each half runs:
 Data that travels (both ways): ``None``, ``bool``, ``int``, ``float`` (also inf and nan), ``str``,
 ``list``, ``tuple``, ``dict``, and ``torch.Tensor`` / ``numpy.ndarray`` of a plain dtype (bool,
 (u)int8, int16/32/64, float16/bfloat16/32/64), ``torch.dtype``, ``torch.Size`` (as a tuple).
-Anything else arrives as :class:`Unencodable` carrying its type name. An exception raised by a
+Subclasses of these (``OrderedDict``, a named tuple, ``np.float64``) arrive as the base type, read
+through the base type's own methods. Anything else arrives as :class:`Unencodable` carrying its
+type name. An exception raised by a
 recorded call arrives as :class:`Raised` (type name, builtin base classes, message).
 """
 
@@ -50,6 +52,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import symtable
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +129,20 @@ def encode(x, depth=0):
         return _tensor(torch.from_numpy(np.ascontiguousarray(x)), torch)
     if np is not None and isinstance(x, np.generic):
         return encode(x.item(), depth + 1)
+    # subclasses (OrderedDict, namedtuple, IntEnum, np.float64) travel as their base type, read
+    # through the base type's own methods, so that an override changes nothing
+    if isinstance(x, int):
+        return encode(int.__index__(x), depth + 1)
+    if isinstance(x, float):
+        return encode(float.__float__(x), depth + 1)
+    if isinstance(x, str):
+        return str.__str__(x)
+    if isinstance(x, dict):
+        return {"$dict": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(x)]}
+    if isinstance(x, list):
+        return [encode(v, depth + 1) for v in list.__iter__(x)]
+    if isinstance(x, tuple):
+        return {"$tuple": [encode(v, depth + 1) for v in tuple.__iter__(x)]}
     return {"$object": _type_name(x)}
 
 
@@ -192,6 +209,11 @@ class Unencodable:
         return f"<a {self.type_name} object>"
 
 
+def _key(key):
+    if type(key) is not str or len(key) > 200:
+        raise ValueError(f"a record key must be a str of at most 200 characters, got {_text(key)[:80]!r}")
+
+
 class Recorder:
     """record(key, fn, *args, **kwargs) calls fn and keeps its value or exception, returning the
     value (None when it raised); record.value(key, value) keeps a value."""
@@ -200,6 +222,7 @@ class Recorder:
         self.entries, self.stopped, self.size = {}, None, 0
 
     def __call__(self, key, fn, *args, **kwargs):
+        _key(key)
         try:
             value = fn(*args, **kwargs)
         except Exception as exc:
@@ -210,6 +233,7 @@ class Recorder:
         return value
 
     def value(self, key, value):
+        _key(key)
         try:
             entry = {"value": encode(value)}
             size = len(_json.dumps(entry, allow_nan=False))
@@ -324,7 +348,9 @@ def decode(payload) -> Results:
     for item in top["results"]:
         if type(item) is not list or len(item) != 2 or type(item[0]) is not str or type(item[1]) is not dict:
             raise ValueError("an entry of the results does not have the expected form")
-        key, body = item[0][:200], item[1]
+        key, body = item[0], item[1]
+        if len(key) > 200:
+            raise ValueError("a key of the results is longer than 200 characters")
         if set(body) == {"value"}:
             try:
                 entries[key] = Outcome(key, value=_decode_value(body["value"]))
@@ -437,15 +463,15 @@ def _function_source(region: str, fn, grade_id: str) -> str:
         if isinstance(node, ast.FunctionDef) and node.lineno <= code.co_firstlineno <= node.end_lineno:
             if node.decorator_list:
                 raise AuthoringError(f"{grade_id}: the kernel half {node.name} must not be decorated")
-            defined = set()
-            for other in tree.body:
-                if isinstance(other, (ast.FunctionDef, ast.ClassDef)) and other is not node:
-                    defined.add(other.name)
-                elif isinstance(other, (ast.Import, ast.ImportFrom)):
-                    defined.update((a.asname or a.name).split(".")[0] for a in other.names)
-                elif isinstance(other, ast.Assign):
-                    defined.update(n.id for t in other.targets for n in ast.walk(t) if isinstance(n, ast.Name))
-            used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            top = symtable.symtable(region, "<region>", "exec")
+            defined = {sym.get_name() for sym in top.get_symbols()
+                       if sym.is_assigned() or sym.is_imported() or sym.is_namespace()} - {node.name}
+            table = next(t for t in top.get_children() if t.get_name() == node.name and t.get_lineno() == node.lineno)
+            used, stack = set(), [table]
+            while stack:  # the global names _run and the functions nested in it read
+                scope = stack.pop()
+                used.update(sym.get_name() for sym in scope.get_symbols() if sym.is_global() and sym.is_referenced())
+                stack += scope.get_children()
             if used & defined:
                 raise AuthoringError(f"{grade_id}: the kernel half {node.name} uses {sorted(used & defined)}, "
                                      "defined in the region, which does not travel to the kernel: define "
@@ -472,7 +498,10 @@ def prepare(source_nb, gpu: bool = False) -> dict[str, Plan]:
     setup cells and each hidden region here (instructor code only); raises :class:`AuthoringError`
     for a graded cell whose hidden tests do not follow the form."""
     global _collecting, _gpu
+    import torch
+
     _gpu = gpu
+    threads = torch.get_num_threads()  # a locked cell may set it (08 does): not for the grader
     context: dict = {"__name__": "__cvcourse_hidden__"}
     plans = {}
     for cell in source_nb.cells:
@@ -501,4 +530,5 @@ def prepare(source_nb, gpu: bool = False) -> dict[str, Plan]:
         source = _function_source(region, kernel_half, gid)
         blob = _blob(inputs_fn())
         plans[gid] = Plan(gid, kernel_code(source, kernel_half.__name__, blob), blob, check)
+    torch.set_num_threads(threads)
     return plans

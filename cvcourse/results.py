@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import nbformat
 
 from . import feedback
+from .record import NotebookScore, StudentResult
 
 if TYPE_CHECKING:
     from .grade import Batch
@@ -41,47 +42,45 @@ def max_scores(template: Path, assignment: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def finish(result: dict, maxima: dict, killed: str | None) -> dict:
+def finish(result: StudentResult, maxima: dict, killed: str | None) -> StudentResult:
     """Fill in a result: zeros where nothing was graded, a status, totals."""
-    result.setdefault("notes", []), result.setdefault("flags", []), result.setdefault("timeouts", [])
-    result.setdefault("malformed", []), result.setdefault("crashed", []), result.setdefault("notebooks", {})
     if killed:
-        result["timeouts"].append(killed)
+        result.timeouts.append(killed)
     for name, cells in maxima.items():
-        if name not in result["notebooks"]:
-            result["notebooks"][name] = {"scores": {gid: (0.0, pts) for gid, pts in cells.items()},
-                                         "failed": {gid: "not graded" for gid in cells}}
-    result["score"] = sum(s for nb in result["notebooks"].values() for s, _ in nb["scores"].values())
-    result["max_score"] = sum(m for nb in result["notebooks"].values() for _, m in nb["scores"].values())
-    graded_any = any(s for nb in result["notebooks"].values() for s, _ in nb["scores"].values())
-    result["status"] = ("timed out" if killed or (result["timeouts"] and not result["crashed"]) else
-                        "crashed" if result["crashed"] else
-                        "malformed" if result["malformed"] and not graded_any else
-                        "missing" if any(n.startswith("missing notebook") for n in result["notes"]) and not graded_any
-                        else "graded")
+        if name not in result.notebooks:
+            result.notebooks[name] = NotebookScore({gid: (0.0, pts) for gid, pts in cells.items()},
+                                                   {gid: "not graded" for gid in cells})
+    result.score = sum(nb.points for nb in result.notebooks.values())
+    result.max_score = sum(nb.maximum for nb in result.notebooks.values())
+    graded_any = result.score > 0
+    result.status = ("timed out" if killed or (result.timeouts and not result.crashed) else
+                     "crashed" if result.crashed else
+                     "malformed" if result.malformed and not graded_any else
+                     "missing" if any(n.startswith("missing notebook") for n in result.notes) and not graded_any
+                     else "graded")
     # Flagged: the tests' points are kept as the automatic score, but the grade is 0 until reviewed.
-    result["review"] = bool(result["flags"])
-    result["auto_score"] = result["score"]
-    if result["review"]:
-        result["score"] = 0.0
+    result.review = bool(result.flags)
+    result.auto_score = result.score
+    if result.review:
+        result.score = 0.0
     return result
 
 
-def record(batch: Batch, result: dict, work: Path) -> None:
+def record(batch: Batch, result: StudentResult, work: Path) -> None:
     """Write one finished student: gradebook first, then feedback, then the result file."""
     from nbgrader.api import Gradebook
 
-    student = result["student"]
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{batch.out / 'gradebook.db'}", result["course_id"]) as gb:
+    student = result.student
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{batch.out / 'gradebook.db'}", result.course_id) as gb:
         warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
         gb.update_or_create_student(student)
         gb.update_or_create_submission(batch.assignment, student)
-        for name, nb in result["notebooks"].items():
-            for gid, (points, _) in nb["scores"].items():
+        for name, nb in result.notebooks.items():
+            for gid, (points, _) in nb.scores.items():
                 grade = gb.find_grade(gid, name.removesuffix(".ipynb"), batch.assignment, student)
                 grade.auto_score = points
-                grade.manual_score = 0.0 if result["review"] else None  # pending review: no marks yet
-                grade.needs_manual_grade = result["review"]
+                grade.manual_score = 0.0 if result.review else None  # pending review: no marks yet
+                grade.needs_manual_grade = result.review
         gb.db.commit()
     target = batch.out / "feedback" / student
     shutil.rmtree(target, ignore_errors=True)
@@ -90,7 +89,7 @@ def record(batch: Batch, result: dict, work: Path) -> None:
         shutil.copy(path, target / path.name)
     if not any(target.iterdir()):
         (target / "feedback.html").write_text(feedback.summary_page(result, batch.assignment))
-    atomic_write(batch.out / "results" / f"{student}.json", json.dumps(result, indent=1, sort_keys=True))
+    atomic_write(batch.out / "results" / f"{student}.json", result.to_json())
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -105,43 +104,45 @@ def md(text: str, limit: int = 300) -> str:
     return text.translate(_MARKDOWN)
 
 
-def report(batch: Batch, students: dict, skipped: list, resumed: list) -> dict:
-    results = [json.loads((batch.out / "results" / f"{s}.json").read_text()) for s in students]
-    cells = [(name, gid) for r in results[:1] for name, nb in sorted(r["notebooks"].items()) for gid in nb["scores"]]
+def report(batch: Batch, students: dict, skipped: list, resumed: list, limits: str = "") -> dict:
+    results = [StudentResult.from_json((batch.out / "results" / f"{s}.json").read_text()) for s in students]
+    cells = [(name, gid) for r in results[:1] for name, nb in sorted(r.notebooks.items()) for gid in nb.scores]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", "status", "score", "max_score", "auto_score", *[gid for _, gid in cells], "review"])
     for r in results:
-        writer.writerow([r["student"], r["status"], f"{r['score']:g}", f"{r['max_score']:g}", f"{r['auto_score']:g}",
-                         *[f"{r['notebooks'][n]['scores'][g][0]:g}" for n, g in cells], "; ".join(r["flags"])])
+        writer.writerow([r.student, r.status, f"{r.score:g}", f"{r.max_score:g}", f"{r.auto_score:g}",
+                         *[f"{r.notebooks[n].scores[g][0]:g}" for n, g in cells], "; ".join(r.flags)])
     atomic_write(batch.out / "grades.csv", buffer.getvalue())
-    report = {"assignment": batch.assignment, "sandbox": not batch.unsafe, "resumed": resumed,
-              "students": {r["student"]: {k: r[k] for k in ("status", "score", "max_score", "auto_score", "review", "flags",
-                                                            "notes", "timeouts", "crashed", "malformed", "seconds")
-                                          if k in r} | {"cells": {g: r["notebooks"][n]["scores"][g][0] for n, g in cells}}
+    report = {"assignment": batch.assignment, "sandbox": not batch.unsafe, "limits": limits, "resumed": resumed,
+              "students": {r.student: {k: getattr(r, k) for k in ("status", "score", "max_score", "auto_score", "review",
+                                                                 "flags", "notes", "timeouts", "crashed", "malformed",
+                                                                 "seconds")}
+                           | {"cells": {g: r.notebooks[n].scores[g][0] for n, g in cells}}
                            for r in results},
               "skipped": skipped}
     atomic_write(batch.out / "report.json", json.dumps(report, indent=1, sort_keys=True))
     lines = [f"# Grading report: {batch.assignment}", "",
-             "Sandbox: " + ("bubblewrap" if not batch.unsafe else "**NONE (--unsafe-no-sandbox)**"), ""]
-    for title, test in (("Timed out", lambda r: r["status"] == "timed out"),
-                        ("Crashed", lambda r: r["status"] == "crashed"),
-                        ("Missing notebook", lambda r: r["status"] == "missing"),
-                        ("Malformed (a notebook could not be read)", lambda r: r["malformed"]),
+             "Sandbox: " + ("bubblewrap" if not batch.unsafe else "**NONE (--unsafe-no-sandbox)**"), "",
+             f"Limits: {md(limits, 400)}", ""]
+    for title, test in (("Timed out", lambda r: r.status == "timed out"),
+                        ("Crashed", lambda r: r.status == "crashed"),
+                        ("Missing notebook", lambda r: r.status == "missing"),
+                        ("Malformed (a notebook could not be read)", lambda r: r.malformed),
                         ("Flagged for review (graded 0 until reviewed; the tests gave the automatic score)",
-                         lambda r: r["review"]),
-                        ("Repaired (cells restored, files renamed or ignored)", lambda r: r["notes"])):
+                         lambda r: r.review),
+                        ("Repaired (cells restored, files renamed or ignored)", lambda r: r.notes)):
         hits = [r for r in results if test(r)]
         lines += [f"## {title}: {len(hits)}", ""]
         for r in hits:
-            details = r["timeouts"] + r["crashed"] + r["malformed"] + r["flags"] + r["notes"]
-            lines.append(f"* {md(r['student'])} ({r['score']:g}/{r['max_score']:g}, automatic {r['auto_score']:g}): "
+            details = r.timeouts + r.crashed + r.malformed + r.flags + r.notes
+            lines.append(f"* {md(r.student)} ({r.score:g}/{r.max_score:g}, automatic {r.auto_score:g}): "
                          + "; ".join(md(d) for d in details))
         lines.append("")
-    lost = [(r, f"{name}: {gid}", why) for r in results for name, nb in sorted(r["notebooks"].items())
-            for gid, why in sorted(nb.get("failed", {}).items())]
+    lost = [(r, f"{name}: {gid}", why) for r in results for name, nb in sorted(r.notebooks.items())
+            for gid, why in sorted(nb.failed.items())]
     lines += [f"## Tests that gave no points: {len(lost)}", ""]
-    lines += [f"* {md(r['student'])} {md(where)}: {md(why)}" for r, where, why in lost] + [""]
+    lines += [f"* {md(r.student)} {md(where)}: {md(why)}" for r, where, why in lost] + [""]
     if skipped:
         lines += [f"## Skipped: {len(skipped)}", ""] + [f"* {md(s['student'])}: {md(s['notes'][0])}" for s in skipped] + [""]
     atomic_write(batch.out / "report.md", "\n".join(lines))

@@ -45,6 +45,9 @@ class Limits:
     output_kb: total text/image output kept per notebook; beyond it outputs are dropped and the
         submission is flagged.
     scratch_mb: size of the writable scratch tmpfs; file_mb: largest file the kernel may write.
+    processes: processes and threads of the whole sandbox (a cgroup's ``pids.max``, where the host
+        offers cgroups; see :mod:`cvcourse.cgroups`). With cgroups, ``memory_mb`` also bounds the
+        whole sandbox (all its processes, tmpfs files and shared mappings together).
     """
 
     cell_timeout: int = 120
@@ -54,11 +57,12 @@ class Limits:
     output_kb: int = 1024
     scratch_mb: int = 256
     file_mb: int = 64
+    processes: int = 256
     packages: tuple[str, ...] = ()
     env: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("cell_timeout", "wall", "cpu", "memory_mb", "output_kb", "scratch_mb", "file_mb"):
+        for name in ("cell_timeout", "wall", "cpu", "memory_mb", "output_kb", "scratch_mb", "file_mb", "processes"):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 raise ValueError(f"Limits.{name} must be a positive int, got {value!r}")
@@ -154,7 +158,7 @@ def _hidden_binds(modules) -> list[str]:
 
 
 def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: bool = False,
-                hide: tuple[str, ...] = ()) -> list[str]:
+                hide: tuple[str, ...] = (), cgroup: list[str] = ()) -> list[str]:
     """The kernelspec ``argv`` that starts an IPython kernel for one submission.
 
     ``socket_dir`` (``WORK/ipc``) holds the connection file and the kernel's Unix sockets, named
@@ -163,13 +167,16 @@ def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: 
     ``/tmp/work``). ``hide``: installed packages (top-level names, e.g. the reference twins an
     assignment forbids) that the sandbox shows as empty folders. With ``unsafe=True`` the kernel
     runs without bubblewrap (limits still apply, nothing is hidden), for hosts without user
-    namespaces; the caller must say so loudly.
+    namespaces; the caller must say so loudly. Either way the kernel starts through
+    :mod:`cvcourse.launch`, which puts it in the cgroups ``cgroup`` names (its ``--cgroup``
+    arguments) and gives it no descriptor of the grader's.
     """
+    launch = [sys.executable, "-m", "cvcourse.launch", *cgroup, "--"]
     rlimits = ["prlimit", f"--cpu={limits.cpu}", f"--data={limits.memory_mb * MiB}",
                f"--fsize={limits.file_mb * MiB}", "--nofile=1024", "--core=0", "--"]
     python = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     if unsafe:  # the kernel's sockets are named relative to socket_dir's parent (see grade.py)
-        return rlimits + ["env", f"--chdir={socket_dir.parent}"] + python
+        return launch + rlimits + ["env", f"--chdir={socket_dir.parent}"] + python
     home = "/tmp/home"
     env = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
            "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.config/matplotlib", "XDG_CACHE_HOME": f"{home}/.cache",
@@ -190,4 +197,4 @@ def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: 
             "--remount-ro", "/", "--chdir", "/tmp/work"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
-    return rlimits + argv + ["--"] + python
+    return launch + rlimits + argv + ["--"] + python

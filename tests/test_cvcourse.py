@@ -14,6 +14,7 @@ import pytest
 from helpers import REPO
 from cvcourse import feedback, hidden, integrity
 from cvcourse.execute import score
+from cvcourse.record import NotebookScore, StudentResult
 from cvcourse.sandbox import Limits, kernel_argv
 
 RELEASE = nbformat.read(REPO / "notebooks" / "01_topk" / "01_topk.ipynb", as_version=4)
@@ -202,6 +203,10 @@ def test_scan_does_not_flag_honest_code(assignment):
     assert sources
     for text in sources:
         assert integrity.scan(text, modules, names) == [], text[:200]
+    rules = integrity.Forbidden.of(source)  # applied to solution cells (scratch cells may use the twins)
+    solutions = [MARKER.sub("", c.source) for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    for text in solutions + [p.read_text() for p in (REPO / "tests" / "submissions" / assignment).glob("*/*.py")]:
+        assert integrity.forbidden_uses(text, rules) == [], text[:200]
 
 
 @pytest.mark.parametrize("source, reason", [
@@ -282,23 +287,23 @@ def test_score_full_marks_from_reported_data_with_stderr_output(plans):
     nb = _executed(plans, test_outputs=[nbformat.v4.new_output("stream", name="stderr", text="UserWarning\n")],
                    payloads=payloads)
     result = score(nb, plans, [])
-    assert result["failed"] == {}
-    assert result["scores"] == {"test_values": (3.0, 3.0), "test_ties": (2.0, 2.0), "test_errors": (2.0, 2.0)}
+    assert result.failed == {}
+    assert result.scores == {"test_values": (3.0, 3.0), "test_ties": (2.0, 2.0), "test_errors": (2.0, 2.0)}
 
 
 def test_score_zero_for_wrong_data_missing_data_errors_and_deleted_tests(plans):
     wrong = dict(_solution_ns(), topk_error=lambda logits, target, k: 0.5)
     payloads = {g: _kernel_payload(p, wrong) for g, p in plans.items()}
     result = score(_executed(plans, payloads=payloads), plans, [])
-    assert all(points == 0 for points, _ in result["scores"].values())
-    assert "expected" in result["failed"]["test_values"] and "nothing was raised" in result["failed"]["test_errors"]
+    assert all(points == 0 for points, _ in result.scores.values())
+    assert "expected" in result.failed["test_values"] and "nothing was raised" in result.failed["test_errors"]
     result = score(_executed(plans), plans, ["test_values"])
-    assert "deleted" in result["failed"]["test_values"] and "did not come back" in result["failed"]["test_ties"]
+    assert "deleted" in result.failed["test_values"] and "did not come back" in result.failed["test_ties"]
     good = {g: _kernel_payload(p, _solution_ns()) for g, p in plans.items()}
     result = score(_executed(plans, status="error", payloads=good), plans, [])
-    assert all(points == 0 for points, _ in result["scores"].values())  # an error reply can only cost points
+    assert all(points == 0 for points, _ in result.scores.values())  # an error reply can only cost points
     twice = {g: v * 2 for g, v in good.items()}
-    assert "more than once" in score(_executed(plans, payloads=twice), plans, [])["failed"]["test_ties"]
+    assert "more than once" in score(_executed(plans, payloads=twice), plans, []).failed["test_ties"]
 
 
 @pytest.mark.parametrize("payload, why", [
@@ -372,8 +377,8 @@ def test_feedback_escapes_everything_and_hides_hidden_tests():
             cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": evil, "text/plain": evil,
                                                                            "image/png": "bm90IGEgcG5n"}),
                             nbformat.v4.new_output("stream", name="stdout", text=f"from {gid(cell)}: {evil}")]
-    outcome = {"scores": {"test_values": (0.0, 3.0), "test_ties": (2.0, 2.0), "test_errors": (2.0, 2.0)},
-               "failed": {"test_values": "EvilError (reply status error)"}}
+    outcome = NotebookScore({"test_values": (0.0, 3.0), "test_ties": (2.0, 2.0), "test_errors": (2.0, 2.0)},
+                            {"test_values": "EvilError (reply status error)"})
     page = feedback.render(nb, outcome, title="t")
     assert "<script" not in page.lower() and not re.search(r"<[^>]+\son\w+\s*=", page, re.I)
     assert "<img" not in page  # the "PNG" was not one
@@ -400,7 +405,9 @@ def test_grade_names_a_bad_limit(tmp_path, capsys):
 
 
 def test_kernel_argv_isolates_the_course(tmp_path):
-    argv = kernel_argv(tmp_path, Limits(cpu=7, memory_mb=100))
+    argv = kernel_argv(tmp_path, Limits(cpu=7, memory_mb=100), cgroup=["--cgroup", "/sys/fs/cgroup/pids/g:pids.max=9"])
+    assert argv[1:6] == ["-m", "cvcourse.launch", "--cgroup", "/sys/fs/cgroup/pids/g:pids.max=9", "--"]
+    argv = argv[6:]
     assert argv[:3] == ["prlimit", "--cpu=7", f"--data={100 << 20}"]
     for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--remount-ro"):
         assert flag in argv
@@ -620,3 +627,63 @@ print(json.dumps(shown))
     verdicts = {gid: plan.verdict(shown.get(gid, [])) for gid, plan in plans.items()}
     assert verdicts["test_conv_size"] is not None and "dilation" in verdicts["test_conv_size"], verdicts
     assert verdicts["test_pool_size"] is None  # what the attack did not touch still passes
+
+
+# -- limits for the whole sandbox ------------------------------------------------------------------------
+
+def test_launch_joins_the_cgroups_with_their_limits_and_closes_the_graders_descriptors(tmp_path):
+    import subprocess
+    import sys
+
+    from cvcourse import cgroups
+
+    host = cgroups.detect()
+    if host.kind == "none":
+        pytest.skip(f"this host offers no cgroups: {host.why}")  # cvcourse grade says so at start-up
+    name = f"cvcourse-test-{tmp_path.name[-12:]}"
+    out = tmp_path / "out.txt"
+    leaked = open(tmp_path / "grader.log", "w")  # an open descriptor of the "grader"
+    script = (f"cat /proc/self/cgroup > {out}; ls -l /proc/$$/fd/ >> {out}; "
+              + "".join(f"cat {p / name}/{'memory.limit_in_bytes' if 'memory' in str(p) else 'pids.max'} >> {out}; "
+                        for p in host.parents) + "echo to-stdout")
+    try:
+        done = subprocess.run([sys.executable, "-m", "cvcourse.launch", *host.group_args(name, 300 << 20, 42), "--",
+                               "sh", "-c", script], stdout=leaked, stderr=leaked, pass_fds=(leaked.fileno(),),
+                              timeout=60)
+        assert done.returncode == 0
+        text = out.read_text()
+        assert text.count(name) == len(host.parents), text  # in each group
+        assert str(300 << 20) in text and "42" in text
+        assert "grader.log" not in text and "/dev/null" in text, text  # the shell holds none of the grader's
+        leaked.close()
+        assert (tmp_path / "grader.log").read_text() == ""  # stdout and stderr went to /dev/null
+    finally:
+        cgroups.kill_and_remove(host, name)
+    assert not any((p / name).exists() for p in host.parents)
+
+
+def test_launch_refuses_to_start_without_a_limit_it_cannot_set(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cvcourse.launch", "--cgroup", f"{tmp_path}/no/such:pids.max=1",
+                           "--", "true"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "FileNotFoundError" in done.stderr
+
+
+def test_feedback_refuses_figures_that_decode_to_gigapixels():
+    import base64
+    import struct
+    import zlib
+
+    def png(width, height):
+        def chunk(kind, data):
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        rows = zlib.compress(b"".join(b"\0" + b"\0" * width for _ in range(min(height, 4))))
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+    small = {"output_type": "display_data", "data": {"image/png": base64.b64encode(png(40, 30)).decode()}}
+    huge = {"output_type": "display_data", "data": {"image/png": base64.b64encode(png(30000, 30000)).decode()}}
+    assert feedback._output(small).startswith("<img")
+    assert "too large" in feedback._output(huge) and "<img" not in feedback._output(huge)

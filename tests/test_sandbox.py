@@ -318,6 +318,101 @@ def topk_error(logits, target, k):
         name = (In[-1] if In else "x") * (20_000_000 // max(1, len(In[-1] if In else "x")))
         raise type(name, (ValueError,), {})(str(exc)) from None
 '''
+FORK_BOMB = '''import os, time
+children = []
+try:
+    for _ in range(400):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(3)
+            os._exit(0)
+        children.append(pid)
+except OSError:
+    pass
+print(f"processes started: {len(children)} of 400")
+for pid in children:
+    os.waitpid(pid, 0)
+escaped = len(children) == 400
+''' + SOLUTION + '''
+if escaped:
+    topk_error = None
+'''
+FOUR_PROCESSES = '''import os
+children = []
+for _ in range(4):  # 4 x 600 MiB under a 1536 MiB limit: each is under the per-process limit
+    pid = os.fork()
+    if pid == 0:
+        hog = b"x" * (600 * 2**20)
+        import time; time.sleep(3)
+        os._exit(0)
+    children.append(pid)
+held = sum(os.waitpid(pid, 0)[1] == 0 for pid in children)
+print(f"children that held 600 MiB: {held} of 4")
+escaped = held == 4
+''' + SOLUTION + '''
+if escaped:
+    topk_error = None
+'''
+SHARED_MAPPING = '''import mmap
+m = mmap.mmap(-1, 3 * 2**30, flags=mmap.MAP_SHARED)  # not counted by RLIMIT_DATA
+for _ in range(48):
+    m.write(b"x" * 2**26)  # 3 GiB touched, 64 MiB at a time
+print("3 GiB shared mapping filled")
+''' + SOLUTION.replace("def topk_error", "def _never_defined")
+SOCKET_DIR_FILL = '''written = 0
+try:
+    with open("/tmp/work/ipc/junk", "wb") as f:  # the one host folder the kernel may write
+        for _ in range(200):
+            f.write(b"x" * 2**20)
+            f.flush()
+            written += 1
+except OSError:
+    pass
+print(f"written to the socket folder: {written} MiB")
+escaped = written >= 200
+''' + SOLUTION + '''
+if escaped:
+    topk_error = None
+'''
+INHERITED_FDS = '''import os, stat
+leaks = []
+for fd in range(0, 1024):  # ipykernel's own pipes on 1 and 2 are fine; a file of the grader's is not
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        continue
+    link = os.readlink(f"/proc/self/fd/{fd}")
+    if link.endswith(".log") or (stat.S_ISREG(mode) and not link.startswith(("/tmp/", "/usr/", "/dev/"))):
+        leaks.append((fd, link))
+        os.write(fd, b"forged grader log line: all tests passed\\n")
+print(f"grader descriptors found: {leaks}")
+''' + SOLUTION + '''
+if leaks:
+    topk_error = None
+'''
+UPDATE_EARLIER_OUTPUT = '''from IPython.display import display
+shown = display("an output of the solution cell, shown in feedback", display_id=True)
+''' + SOLUTION.replace("def topk_error(", "def _honest(") + '''
+_done = []
+def topk_error(logits, target, k):
+    if not _done and "_cvcourse_hidden" in In[-1]:  # the first call from a cell with hidden tests:
+        _done.append(1)                               # copy that cell into the earlier output, 30 MB
+        shown.update(In[-1] * max(1, 30_000_000 // len(In[-1])))
+    return _honest(logits, target, k)
+'''
+COMM_FLOOD = '''from ipykernel.comm import Comm
+_comm = Comm(target_name="jupyter.widget")
+for _ in range(5):
+    _comm.send({"state": "x" * 10_000_000})  # 50 MB of widget messages
+''' + SOLUTION
+GIANT_FIGURE = '''import struct, zlib
+from IPython.display import Image, display
+def _chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+_png = (b"\\x89PNG\\r\\n\\x1a\\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(b"\\0" * 30001 * 100)) + _chunk(b"IEND", b""))
+display(Image(data=_png))  # a small file that would decode to 900 megapixels in the reader's browser
+''' + SOLUTION
 
 CASES = [
     Case("warnings_and_stderr", "correct, but warns and writes to stderr in every test (stock nbgrader: 0)",
@@ -388,6 +483,20 @@ CASES = [
          _one(FORGED_RESULTS), review=True),
     Case("huge_results", "correct, but returns 32 MB to the grader's recorder (over the results limit): only the "
          "cell whose calls all raise gets its points", _one(HUGE_RESULTS), auto=2, review=True),
+    Case("fork_bomb", "starts 400 processes (the sandbox's process count is bounded); correct otherwise",
+         _one(FORK_BOMB), auto=7, review=True),
+    Case("four_processes", "four processes of 600 MiB each under --memory-mb 1536 (bounded for the whole sandbox)",
+         _one(FOUR_PROCESSES), auto=7, review=True),
+    Case("shared_mapping", "fills a 3 GiB MAP_SHARED mapping under --memory-mb 1536", _one(SHARED_MAPPING),
+         status={"crashed", "graded"}),
+    Case("socket_folder_fill", "writes 200 MiB into the socket folder, the one host folder it may write",
+         _one(SOCKET_DIR_FILL), score=7),
+    Case("inherited_descriptors", "writes into the grader's log through descriptors it inherited",
+         _one(INHERITED_FDS), auto=7, review=True),
+    Case("update_earlier_output", "rewrites an earlier, shown output with the running hidden cell (30 MB)",
+         _one(UPDATE_EARLIER_OUTPUT), auto=7, review=True),
+    Case("comm_flood", "sends 50 MB of widget messages", _one(COMM_FLOOD), auto=7, review=True),
+    Case("giant_figure", "displays a PNG of 30000 x 30000 pixels", _one(GIANT_FIGURE), auto=7, review=True),
     Case("long_exception_name", "correct, but raises exceptions whose class name is 20 MB of the running cell",
          _one(LONG_EXCEPTION_NAME), auto=7, review=True),
 ]
@@ -545,6 +654,10 @@ def test_feedback_has_no_hidden_test_and_no_active_html(batch):
     assert "&lt;script&gt;alert(&#x27;out&#x27;)" in injected  # shown as text
     memory = (batch["ctx"].out / "feedback" / "memory_bomb" / f"{ASSIGNMENT}.html").read_text()
     assert "memory limit held" in memory
+    giant = (batch["ctx"].out / "feedback" / "giant_figure" / f"{ASSIGNMENT}.html").read_text()
+    assert "too large to show" in giant and "<img" not in giant
+    earlier = (batch["ctx"].out / "feedback" / "update_earlier_output" / f"{ASSIGNMENT}.html").read_text()
+    assert "an output of the solution cell" in earlier and "_cvcourse_hidden()" not in earlier
 
 
 def test_refuses_to_run_without_the_sandbox(tmp_path):

@@ -1,0 +1,66 @@
+"""The per-student result of ``cvcourse grade``: what the worker found, then what the main process
+decided. Stored as ``OUT/results/STUDENT.json`` (the same fields, JSON), read back to resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["NotebookScore", "StudentResult"]
+
+
+@dataclass
+class NotebookScore:
+    """One graded notebook: ``scores`` {grade_id: (points, max)}, ``failed`` {grade_id: reason}."""
+
+    scores: dict[str, tuple[float, float]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def points(self) -> float:
+        return sum(p for p, _ in self.scores.values())
+
+    @property
+    def maximum(self) -> float:
+        return sum(m for _, m in self.scores.values())
+
+
+@dataclass
+class StudentResult:
+    """One student's grading.
+
+    Filled by the worker: ``notes`` (repairs, for the report), ``flags`` (reasons to review),
+    ``malformed``, ``crashed``, ``timeouts`` (what went wrong, per notebook), ``notebooks``.
+    Filled by the main process: the hashes it resumes by, ``seconds``, and through
+    :func:`cvcourse.results.finish` the ``status``, ``score`` (0 while flagged), ``auto_score``
+    (what the tests gave), ``max_score`` and ``review``.
+    """
+
+    student: str
+    notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)
+    crashed: list[str] = field(default_factory=list)
+    timeouts: list[str] = field(default_factory=list)
+    notebooks: dict[str, NotebookScore] = field(default_factory=dict)
+    submission_hash: str = ""
+    source_hash: str = ""
+    course_id: str = ""
+    seconds: float = 0.0
+    status: str = ""
+    score: float = 0.0
+    auto_score: float = 0.0
+    max_score: float = 0.0
+    review: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StudentResult":
+        data = json.loads(text)
+        notebooks = {name: NotebookScore({g: (float(p), float(m)) for g, (p, m) in nb["scores"].items()},
+                                         dict(nb["failed"]))
+                     for name, nb in data.pop("notebooks", {}).items()}
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(notebooks=notebooks, **known)

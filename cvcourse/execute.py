@@ -58,6 +58,30 @@ def score(nb: nbformat.NotebookNode, plans: dict[str, hidden.Plan], deleted: lis
     return NotebookScore(scores, failed)
 
 
+MAX_MESSAGE_BYTES = hidden.MAX_RESULTS_BYTES + (1 << 20)
+
+
+def _bounded_manager():
+    """An async kernel manager whose sockets refuse any message over MAX_MESSAGE_BYTES: ZeroMQ
+    drops it (and the connection, which reconnects) before it is parsed, so no single message of
+    the student's (a 30 MB display update, a huge result) costs the grader more than that."""
+    import zmq
+    import zmq.asyncio
+    from jupyter_client import AsyncKernelManager
+
+    from traitlets import default
+
+    class BoundedKernelManager(AsyncKernelManager):
+        @default("context")
+        def _bounded_context(self):
+            self._created_context = True
+            context = zmq.asyncio.Context()
+            context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+            return context
+
+    return BoundedKernelManager
+
+
 class SandboxedExecute(Execute):
     """nbgrader's Execute, running the kernel halves of the hidden tests, recording each cell's
     reply status and reported results, and capping the notebook's output.
@@ -70,6 +94,10 @@ class SandboxedExecute(Execute):
 
     max_output_bytes = Integer(1 << 20, help="Output kept per notebook; beyond it outputs are dropped.").tag(config=True)
     kernel_halves = Dict(help="{notebook name: {grade id: code run in place of the hidden region}}").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", _bounded_manager())
+        super().__init__(*args, **kwargs)
 
     def preprocess_cell(self, cell, resources, index):
         cell.metadata["cvcourse"] = {"results": []}  # whatever the submission stored there is dropped

@@ -14,8 +14,10 @@ import binascii
 import builtins
 import html
 import re
+import sys
+from pathlib import Path
 
-__all__ = ["render", "summary_page"]
+__all__ = ["hide_paths", "render", "summary_page"]
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n?", re.S)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -42,8 +44,25 @@ td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}.ok{color:#1a7f3
 .out{border-left:3px solid #ccc;margin-left:.5rem}img{max-width:100%}"""
 
 
+_HOST_PATHS: list[str] = []
+
+
+def hide_paths(*paths) -> None:
+    """Folders of the grading host that feedback must not show (the course, the output, the
+    submissions); the Python installation and the home folder are always hidden."""
+    found = {str(p) for p in (*paths, sys.prefix, sys.base_prefix, Path(sys.prefix).resolve(), Path.home())
+             if str(p) not in ("", "/")}
+    _HOST_PATHS[:] = sorted(found, key=len, reverse=True)
+
+
+def _scrub(page: str) -> str:
+    for path in _HOST_PATHS or [sys.prefix, sys.base_prefix]:
+        page = page.replace(html.escape(path), "&lt;host&gt;")
+    return page
+
+
 def _page(title: str, body: list[str]) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    return _scrub("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
             "style-src 'unsafe-inline'\">"
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"

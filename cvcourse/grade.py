@@ -338,6 +338,7 @@ def grade(batch: Batch, progress=print) -> dict:
     course_id = _course_config(batch.course).get("CourseDirectory", {}).get("course_id", "default_course")
     template, source_hash = _template(batch, course_id)
     prepared = Prepared.of(template / "source" / batch.assignment, batch)
+    feedback.hide_paths(batch.course, batch.out, batch.submissions)
     cgroups.unmount_below(batch.out / ".work")  # what a killed batch left: socket mounts, groups
     cgroups.sweep(prepared.host, prepared.prefix)
     maxima = max_scores(template, batch.assignment)

@@ -292,6 +292,9 @@ def _after_execute() -> list:
 def _worker(batch, template, prepared, course_id, student, folder, work) -> None:
     """Forked child: grade one student, write work/result.json, exit."""
     _die_with_parent()
+    import torch
+
+    torch.set_num_threads(1)  # the main process may have started OpenMP's pool, which a fork breaks
     code = 0
     try:
         log = os.open(work / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

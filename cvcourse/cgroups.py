@@ -31,7 +31,7 @@ import secrets
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Support", "detect", "kill_and_remove", "mount_socket_dir", "sweep", "unmount_below"]
@@ -49,7 +49,6 @@ class Support:
     parents: tuple[Path, ...] = ()
     mount: bool = False
     why: str = ""
-    notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         if self.kind == "none":
@@ -97,13 +96,9 @@ def _writable(folder: Path) -> bool:
         return False
 
 
-def _can_mount() -> bool:
-    return os.geteuid() == 0
-
-
 def detect() -> Support:
     """The cgroup support of this host (see the module docstring)."""
-    mount = _can_mount()
+    mount = os.geteuid() == 0  # mounting a tmpfs on the host needs root
     if (ROOT / "memory").is_dir() and (ROOT / "pids").is_dir():
         parents = []
         for controller in ("memory", "pids"):

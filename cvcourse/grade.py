@@ -238,8 +238,6 @@ def _execute(batch: Batch, template: Path, prepared: Prepared, course_id: str, s
         app.start()
     except Exception:  # noqa: BLE001 - nbgrader reports per-notebook failures in its log
         pass
-    finally:
-        cgroups.kill_and_remove(prepared.host, prepared.group(student))
     return "\n".join(line for line in log.getvalue().splitlines() if "Error" in line or "died" in line)
 
 
@@ -401,6 +399,5 @@ def grade(batch: Batch, progress=print) -> dict:
             record(batch, result, work)
             progress(f"  {student}: {result.status}, {result.score:g}/{result.max_score:g}"
                      + (" (review)" if result.review else ""))
-    cgroups.unmount_below(batch.out / ".work")
     shutil.rmtree(batch.out / ".work", ignore_errors=True)
     return report(batch, students, skipped, resumed, prepared.host.describe())

@@ -250,13 +250,16 @@ class Recorder:
                            allow_nan=False)
 
 
-def main(run, blob):
-    """In the student's kernel: decode the inputs, run the kernel half, display the results."""
+def main(run, blob, emit=None):
+    """In the student's kernel: decode the inputs, run the kernel half, display the results
+    (or hand them to ``emit``: a plain run of the solution notebook)."""
     record = Recorder()
     try:
         run(decode(_json.loads(blob)), record)
     except Exception as exc:
         record.stopped = _type_name(exc) + ": " + _text(exc)[:300]
+    if emit is not None:
+        return emit(record.payload())
     from IPython.display import display
     display({MIME: record.payload()}, raw=True)
 '''
@@ -264,7 +267,7 @@ def main(run, blob):
 _kernel: dict = {}
 exec(compile(KERNEL_SOURCE, "<cvcourse.hidden kernel side>", "exec"), _kernel)  # noqa: S102 - our own code
 Unencodable = _kernel["Unencodable"]
-_encode, _decode_value, _Recorder = _kernel["encode"], _kernel["decode"], _kernel["Recorder"]
+_encode, _decode_value, _Recorder = _kernel["encode"], _kernel["decode"], _kernel["Recorder"]  # one implementation
 
 
 class Failure(AssertionError):
@@ -401,12 +404,9 @@ def run(inputs, kernel_half, check) -> None:
         _collecting.append((inputs, kernel_half, check))
         return
     blob = _blob(inputs())
-    record = _Recorder()
-    try:
-        kernel_half(_unblob(blob), record)
-    except Exception as exc:  # noqa: BLE001 - reported as the kernel side does
-        record.stopped = f"{type(exc).__name__}: {exc}"[:300]
-    check(_unblob(blob), decode(record.payload()))
+    payloads = []
+    _kernel["main"](kernel_half, blob, payloads.append)  # the kernel side's own code
+    check(_unblob(blob), decode(payloads[0]))  # raises as it would when grading, with its traceback
 
 
 # -- grading: prepare, split -------------------------------------------------------------------------
@@ -441,10 +441,9 @@ class Plan:
             return f"the reported results were malformed: {exc}"
         try:
             self.check(_unblob(self.inputs_blob), results)
-        except Failure as exc:
-            return str(exc)[:300]
-        except AssertionError as exc:
-            return (f"AssertionError: {str(exc).splitlines()[0][:280]}" if str(exc).strip() else "AssertionError")
+        except AssertionError as exc:  # a Failure of results[...] too: the message is the reason shown
+            text = str(exc).strip().splitlines()
+            return f"AssertionError: {text[0][:280]}" if text else "AssertionError"
         except Exception as exc:  # noqa: BLE001 - a check failing on odd data is a failed test
             return f"{type(exc).__name__}: {str(exc)[:280]}"
         return None

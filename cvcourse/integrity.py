@@ -424,6 +424,11 @@ def scan(source: str, modules: set[str], names: set[str]) -> list[str]:
             if name in modules | names:
                 flag(f"rebinds {name}", node)
 
+    return _located(reasons, lines)
+
+
+def _located(reasons: dict[str, int], lines: list[str]) -> list[str]:
+    """Each reason with the line that triggered it: ``uses inspect (line 3: import inspect)``."""
     def where(line: int) -> str:
         text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         return f"line {line}: {text[:80]}"
@@ -455,28 +460,25 @@ def protected_names(release: nbformat.NotebookNode) -> tuple[set[str], set[str]]
 @dataclass(frozen=True)
 class Forbidden:
     """What a solution may not use, from the source notebook's metadata ``cvcourse.forbidden``:
-    ``{"modules": [...], "names": [...], "why": "...", "visible_tests_need": [...]}``. ``modules``:
-    imports (and attribute paths such as ``torch.nn.functional``) that are flagged; the top-level
-    ones are also emptied in the sandbox, except those the visible tests themselves import
-    (``visible_tests_need``: 09's visible tests compare with torchvision in the kernel). ``names``: functions and classes flagged when a solution reaches them as an attribute
+    ``{"modules": [...], "names": [...], "why": "..."}``. ``modules``: imports (and attribute paths
+    such as ``torch.nn.functional``) that are flagged; the top-level ones are also emptied in the
+    sandbox (so the visible tests must not import them). ``names``: functions and classes flagged when a solution reaches them as an attribute
     or an import (``F.local_response_norm``, ``from torch.optim import SGD``). ``cvlib`` is always
     forbidden."""
 
     modules: tuple[str, ...] = ("cvlib",)
     names: tuple[str, ...] = ()
     why: str = "write it yourself"
-    keep: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, source_nb) -> "Forbidden":
         spec = source_nb.metadata.get("cvcourse", {}).get("forbidden", {})
         modules = tuple(dict.fromkeys(["cvlib", *spec.get("modules", [])]))
-        return cls(modules, tuple(spec.get("names", [])), spec.get("why", cls.why),
-                   tuple(spec.get("visible_tests_need", [])))
+        return cls(modules, tuple(spec.get("names", [])), spec.get("why", cls.why))
 
     def sandbox_hidden(self) -> tuple[str, ...]:
         """The installed top-level packages the sandbox empties (never torch itself)."""
-        return tuple(m for m in self.modules if "." not in m and m not in ("torch", "numpy", "math", *self.keep))
+        return tuple(m for m in self.modules if "." not in m and m not in ("torch", "numpy", "math"))
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -530,8 +532,4 @@ def forbidden_uses(source: str, rules: Forbidden) -> list[str]:
                 elif hit(arg.value):
                     flag(arg.value, node)
 
-    def where(line: int) -> str:
-        text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-        return f"line {line}: {text[:80]}"
-
-    return sorted(f"{reason} ({where(line)})" for reason, line in reasons.items())
+    return _located(reasons, lines)

@@ -100,8 +100,13 @@ def _system_binds() -> list[str]:
     return args
 
 
+def _python_roots() -> set[Path]:
+    """The Python installation and virtual environment, bound read-only into the sandbox."""
+    return {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix)}
+
+
 def _python_binds(packages) -> list[str]:
-    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix)}
+    roots = _python_roots()
     for name in packages:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
@@ -142,7 +147,7 @@ def _gpu_env() -> dict:
 def _hidden_binds(modules) -> list[str]:
     """Mounts that empty the installed packages ``modules`` (top-level names) in the sandbox; a
     package outside the mounted Python installation (an editable ``cvlib``) is not there anyway."""
-    args, mounted = [], {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix)}
+    args, mounted = [], _python_roots()
     for name in sorted(set(modules)):
         spec = importlib.util.find_spec(name) if "." not in name else None
         if spec is None:

@@ -9,6 +9,8 @@ What is written to ``OUT`` (default ``graded/ASSIGNMENT``)::
     grades.csv              one row per student: status, total, every graded cell, review reasons
     report.md, report.json  every submission that timed out, crashed, was malformed or was flagged
     feedback/STUDENT/*.html feedback to hand back (sanitized; no hidden test, no student HTML/JS)
+    autograded/STUDENT/ASSIGNMENT/*.ipynb
+                            the executed notebooks (nbgrader's layout), for review
     results/STUDENT.json    the finished result of each student; a re-run resumes from these
 
 The main process prepares the hidden tests once (:mod:`cvcourse.hidden`: their inputs, their

@@ -82,6 +82,8 @@ def record(batch: Batch, result: StudentResult, work: Path) -> None:
                 grade.manual_score = 0.0 if result.review else None  # pending review: no marks yet
                 grade.needs_manual_grade = result.review
         gb.db.commit()
+    _keep_autograded(work / "autograded" / student / batch.assignment,
+                     batch.out / "autograded" / student / batch.assignment)
     target = batch.out / "feedback" / student
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
@@ -91,6 +93,22 @@ def record(batch: Batch, result: StudentResult, work: Path) -> None:
         (target / "feedback.html").write_text(feedback.summary_page(result, batch.assignment))
     atomic_write(batch.out / "results" / f"{student}.json", result.to_json())
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _keep_autograded(source: Path, target: Path) -> None:
+    """Keep the executed notebooks in nbgrader's layout (``autograded/STUDENT/ASSIGNMENT/``), for
+    review. The source of each cell is the rebuilt submission's, hidden tests included (the
+    kernel halves were swapped back after each cell ran); the results the kernel reported are
+    dropped (they were judged already and may be large), each cell's reply status is kept."""
+    shutil.rmtree(target, ignore_errors=True)
+    if not source.is_dir():
+        return
+    target.mkdir(parents=True)
+    for path in sorted(source.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            cell.metadata.get("cvcourse", {}).pop("results", None)
+        nbformat.write(nb, target / path.name)
 
 
 _MARKDOWN = str.maketrans({c: f"\\{c}" for c in "\\`*_[]()#<>!|{}"} | {"\n": " ", "\r": " "})

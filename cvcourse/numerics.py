@@ -18,7 +18,11 @@ they do in float32. This module makes the tests *prove* that, on whatever machin
 
 Both pin the notebooks to the CPU device (``CVLIB_DEVICE=cpu``) and unset ``CVLIB_SCALE``, so
 ``experiment_scale()`` takes its default, the CPU scale: the stored outputs are the CPU-scale run,
-also on a machine with a GPU or in a shell that exported ``CVLIB_SCALE=gpu``.
+also on a machine with a GPU or in a shell that exported ``CVLIB_SCALE=gpu``. Both also start the
+kernels with one OpenMP thread (``OMP_NUM_THREADS=1``), as the chapters set for themselves: the
+tensors are tiny, and on a machine busy with other tests a second thread mostly spins waiting
+(the solutions' nbval run took 20 % more CPU time without it). The printed numbers do not depend
+on the thread count, for the same float64 reason.
 
 This module is also the pytest plugin that applies ``CHECK`` (``-p cvcourse.numerics`` in
 ``pyproject.toml``'s ``addopts``, so every ``pytest`` invocation from the repository loads it,
@@ -36,7 +40,7 @@ import pytest
 
 # The variables that choose a CPU code path; None means "unset" (the library decides).
 PINS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
-NOTEBOOK: dict[str, str | None] = {"CVLIB_DEVICE": "cpu", "CVLIB_SCALE": None}
+NOTEBOOK: dict[str, str | None] = {"CVLIB_DEVICE": "cpu", "CVLIB_SCALE": None, "OMP_NUM_THREADS": "1"}
 STORE: dict[str, str | None] = {**NOTEBOOK, **dict.fromkeys(PINS)}
 CHECK: dict[str, str | None] = {
     **NOTEBOOK,

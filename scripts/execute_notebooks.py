@@ -12,7 +12,7 @@ under ``cvcourse.numerics.CHECK`` (scalar ATen, MKL's compatible branch, oneDNN 
 The book's CPU-scale experiments compute in float64 (``cvlib.device.experiment_dtype``), so the
 two agree in every printed digit; a cell whose output differs fails the tests.
 After editing a solution notebook, regenerate the student release too:
-`nbgrader generate_assignment NN_topic --force`.
+`python -m cvcourse release NN_topic` (nbgrader's generate_assignment, in the course's layout).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command line: ``cvcourse release``, ``cvcourse check``, ``cvcourse grade`` (``--help`` on each)."""
+"""Command line: ``cvcourse release``, ``check``, ``grade``, ``review`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -24,29 +24,29 @@ def _release(args) -> int:
 
 
 def _check(args) -> int:
-    import nbformat
-    from nbclient import NotebookClient
+    from .check import CheckError, check, read_notebook
 
-    path = args.notebook
-    if not path.is_file():
-        print(f"cvcourse check: {path} does not exist", file=sys.stderr)
+    try:
+        nb = read_notebook(args.notebook)
+    except CheckError as exc:
+        print(f"cvcourse check: {exc}", file=sys.stderr)
         return 2
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=args.timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
-    failed = 0
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        if meta.get("grade"):
-            verdict = "passed" if not errors else f"FAILED: {errors[0].ename}: {errors[0].evalue}"
-            print(f"{meta['grade_id']:>24} ({meta.get('points', 0):g} points): {verdict}")
-            failed += bool(errors)
-        elif errors:
-            print(f"{'(a cell)':>24}: {errors[0].ename}: {errors[0].evalue}")
-    print("All visible tests pass; the grader also runs hidden tests." if not failed else
-          f"{failed} test cell(s) fail.")
-    return 1 if failed else 0
+    outcome = check(nb, args.notebook.parent.resolve(), args.timeout)
+    print("\n".join(outcome.lines))
+    print("All visible tests pass; the grader also runs hidden tests." if not outcome.failed else
+          f"{outcome.failed} test cell(s) fail.")
+    return 1 if outcome.failed else 0
+
+
+def _seconds(text: str) -> int:
+    """argparse type: a whole, positive number of seconds."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second, got {value}")
+    return value
 
 
 def _grade(args) -> int:
@@ -62,7 +62,7 @@ def _grade(args) -> int:
             print(f"cvcourse grade: refusing to grade without a sandbox: {exc}\n"
                   "(pass --unsafe-no-sandbox to run student code unsandboxed, at your own risk)", file=sys.stderr)
             return 2
-    from .grade import Batch, grade
+    from .grade import Batch, BatchError, grade
     from .hidden import AuthoringError
 
     try:
@@ -77,7 +77,7 @@ def _grade(args) -> int:
                   force=args.force)
     try:
         report = grade(batch)
-    except FileNotFoundError as exc:
+    except (BatchError, FileNotFoundError) as exc:
         print(f"cvcourse grade: {exc}", file=sys.stderr)
         return 2
     except AuthoringError as exc:
@@ -87,6 +87,58 @@ def _grade(args) -> int:
     students = report["students"].values()
     print(f"graded {len(report['students'])} submissions ({len(report['resumed'])} resumed), "
           f"{sum(s['review'] for s in students)} flagged for review; see {out / 'report.md'}")
+    failed = sorted(name for name, s in report["students"].items() if s["status"] == "grader error")
+    if failed:
+        print(f"cvcourse grade: {len(failed)} submission(s) could not be graded because of a grader-side error "
+              f"(no grade recorded; run the command again to retry them): {', '.join(failed[:10])}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _points(text: str) -> tuple[str, float]:
+    """argparse type: ``GRADE_ID=POINTS``."""
+    gid, sep, value = text.partition("=")
+    try:
+        if not sep or not gid:
+            raise ValueError
+        return gid, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not GRADE_ID=POINTS (for example test_values=2)") from None
+
+
+def _review(args) -> int:
+    from .review import ReviewError, entries, refresh, set_grade
+
+    out = (args.out or Path("graded") / args.assignment).resolve()
+    try:
+        if args.student:
+            entry = set_grade(out, args.assignment, args.student, accept=args.accept, reject=args.reject,
+                              cells=dict(args.cell))
+            r = entry.result
+            print(f"{r.student}: reviewed, grade {r.score:g}/{r.max_score:g} (automatic {r.auto_score:g}); "
+                  f"gradebook, grades.csv, report and feedback updated")
+            return 0
+        if args.accept or args.reject or args.cell:
+            raise ReviewError("name the STUDENT to --accept, --reject or --cell")
+        if args.refresh:
+            refresh(out, args.assignment)
+        found = entries(out, args.assignment)
+    except ReviewError as exc:
+        print(f"cvcourse review: {exc}", file=sys.stderr)
+        return 2
+    flagged = [e for e in found if e.result.flags or e.state]
+    pending = sum(e.state == "pending" for e in flagged)
+    print(f"{args.assignment}: {len(flagged)} flagged, {pending} pending review"
+          + ("; grades.csv, report and feedback rewritten from the gradebook" if args.refresh else ""))
+    for e in flagged:
+        r = e.result
+        print(f"  {r.student}: {e.state or 'not pending'}, grade {r.score:g}/{r.max_score:g} "
+              f"(automatic {r.auto_score:g}), {r.status}")
+        for flag in r.flags:
+            print(f"      {flag}")
+    if pending:
+        print(f"review with: cvcourse review {args.assignment} STUDENT --accept | --reject | --cell GRADE_ID=POINTS"
+              " (or in nbgrader's formgrader, then --refresh)")
     return 0
 
 
@@ -101,7 +153,8 @@ def main(argv=None) -> int:
     p.set_defaults(run=_release)
     p = sub.add_parser("check", help="run a notebook and report its visible tests (for students)")
     p.add_argument("notebook", type=Path)
-    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    p.add_argument("--timeout", type=_seconds, default=600,
+                   help="seconds per cell before it is interrupted (default 600)")
     p.set_defaults(run=_check)
     p = sub.add_parser("grade", help="grade a folder of untrusted submissions, each in a sandbox")
     p.add_argument("assignment")
@@ -120,6 +173,18 @@ def main(argv=None) -> int:
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="run student code without bubblewrap (only for hosts without user namespaces)")
     p.set_defaults(run=_grade)
+    p = sub.add_parser("review", help="list the flagged submissions of a graded batch; accept, reject or set "
+                                      "their grades (in its nbgrader gradebook)")
+    p.add_argument("assignment")
+    p.add_argument("student", nargs="?", help="the student to review (omit to list)")
+    p.add_argument("--out", type=Path, help="the graded batch (default: graded/ASSIGNMENT)")
+    p.add_argument("--accept", action="store_true", help="the tests' automatic points stand")
+    p.add_argument("--reject", action="store_true", help="0 points for every cell")
+    p.add_argument("--cell", type=_points, action="append", default=[], metavar="GRADE_ID=POINTS",
+                   help="points for one cell (repeatable); the cells not named keep their automatic points")
+    p.add_argument("--refresh", action="store_true",
+                   help="rewrite grades.csv, the report and the feedback from the gradebook (after formgrader)")
+    p.set_defaults(run=_review)
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1:
         parser.error("--jobs must be at least 1")

@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["hide_paths", "render", "summary_page"]
+__all__ = ["PENDING", "hide_paths", "render", "summary_page"]
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n.*?### END HIDDEN TESTS\n?", re.S)
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -77,16 +77,28 @@ def _reason(reason: str, hidden: bool) -> str:
     return reason
 
 
-def _score_table(outcome, hidden_ids: set[str]) -> list[str]:
+PENDING = "pending review"
+
+
+def _score_table(outcome, hidden_ids: set[str], grade=None) -> list[str]:
+    """The score heading and a row per graded cell. ``grade``: None (the tests' points are the
+    grade), :data:`PENDING` (flagged: no points shown until an instructor has reviewed it), or
+    ``{grade_id: points}`` (the reviewed grade, from the gradebook)."""
     rows = ["<table><tr><th>test</th><th>points</th><th>result</th></tr>"]
-    for gid, (points, maximum) in outcome.scores.items():
+    total = maximum = 0.0
+    for gid, (points, most) in outcome.scores.items():
+        if isinstance(grade, dict):
+            points = float(grade.get(gid, points))
         reason = outcome.failed.get(gid)
         result = ('<span class="ok">passed</span>' if reason is None else
                   f'<span class="fail">{html.escape(_reason(reason, gid in hidden_ids))}</span>')
-        rows.append(f"<tr><td>{html.escape(gid)}</td><td>{points:g} / {maximum:g}</td><td>{result}</td></tr>")
-    total = sum(p for p, _ in outcome.scores.values())
-    maximum = sum(m for _, m in outcome.scores.values())
-    return [f"<h2>Score: {total:g} / {maximum:g}</h2>", *rows, "</table>"]
+        shown = f"? / {most:g}" if grade == PENDING else f"{points:g} / {most:g}"
+        rows.append(f"<tr><td>{html.escape(gid)}</td><td>{shown}</td><td>{result}</td></tr>")
+        total, maximum = total + points, maximum + most
+    heading = (f"<h2>Score: {PENDING}</h2><p>An instructor reviews this submission before it is graded; "
+               "the points appear here once that is done.</p>" if grade == PENDING else
+               f"<h2>Score: {total:g} / {maximum:g}" + (" (reviewed)" if isinstance(grade, dict) else "") + "</h2>")
+    return [heading, *rows, "</table>"]
 
 
 def _output(out) -> str:
@@ -113,10 +125,11 @@ def _output(out) -> str:
     return ""
 
 
-def render(nb, outcome, title: str) -> str:
-    """Feedback page for one executed, scored notebook (see the module docstring for the rules)."""
+def render(nb, outcome, title: str, grade=None) -> str:
+    """Feedback page for one executed, scored notebook (see the module docstring for the rules);
+    ``grade`` as for the score table: None, :data:`PENDING` or the reviewed ``{grade_id: points}``."""
     hidden_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells if HIDDEN.search(c.source)}
-    body = [f"<h1>{html.escape(title)}</h1>", *_score_table(outcome, hidden_ids)]
+    body = [f"<h1>{html.escape(title)}</h1>", *_score_table(outcome, hidden_ids, grade)]
     seen_hidden = False
     for cell in nb.cells:
         seen_hidden = seen_hidden or bool(HIDDEN.search(cell.source))

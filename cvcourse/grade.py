@@ -8,7 +8,9 @@ What is written to ``OUT`` (default ``graded/ASSIGNMENT``)::
     gradebook.db            nbgrader gradebook (assignment, students, every graded cell's score)
     grades.csv              one row per student: status, total, every graded cell, review reasons
     report.md, report.json  every submission that timed out, crashed, was malformed or was flagged
-    feedback/STUDENT/*.html feedback to hand back (sanitized; no hidden test, no student HTML/JS)
+    feedback/STUDENT/ASSIGNMENT/*.html
+                            feedback to hand back (nbgrader's layout; sanitized; no hidden test,
+                            no student HTML/JS; "pending review" while flagged)
     autograded/STUDENT/ASSIGNMENT/*.ipynb
                             the executed notebooks (nbgrader's layout), for review
     results/STUDENT.json    the finished result of each student; a re-run resumes from these
@@ -47,10 +49,14 @@ from .record import StudentResult
 from .results import atomic_write, finish, max_scores, record, report
 from .sandbox import Limits, kernel_argv
 
-__all__ = ["Batch", "grade"]
+__all__ = ["Batch", "BatchError", "grade"]
 
 KERNEL = "cvcourse-sandbox"
 VERSION = "2"  # bump when grading rules change: finished results are then graded again
+
+
+class BatchError(ValueError):
+    """A batch that cannot be graded as given (one line naming what is wrong); nothing is written."""
 
 
 @dataclass
@@ -244,12 +250,12 @@ def _execute(batch: Batch, template: Path, prepared: Prepared, course_id: str, s
 
 
 def _judge(batch: Batch, prepared: Prepared, result: StudentResult, runs: dict, failure: str, work: Path) -> None:
-    """Stage 3: score each executed notebook from what it reported, and write its feedback page."""
+    """Stage 3: score each executed notebook from what it reported."""
     limits = batch.limits
     for name, deleted in runs.items():
         graded = work / "autograded" / result.student / batch.assignment / name
-        if not graded.is_file():
-            result.crashed.append(f"{name}: nbgrader failed ({failure[-300:] or 'no log'})")
+        if not graded.is_file():  # the kernel never ran the notebook: it did not start, or nbgrader failed
+            result.grader_errors.append(f"{name}: the grader could not run the notebook ({failure[-300:] or 'no log'})")
             continue
         nb = nbformat.read(graded, as_version=4)
         mine = nb.metadata.get("cvcourse", {})
@@ -264,10 +270,7 @@ def _judge(batch: Batch, prepared: Prepared, result: StudentResult, runs: dict, 
             result.notes.append(f"{name}: output beyond {limits.output_kb} KiB was dropped")
         result.timeouts += [f"{name}: a cell ran past {limits.cell_timeout} s and was interrupted"
                             for c in nb.cells if any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", []))]
-        result.notebooks[name] = outcome
-        (work / "feedback").mkdir(exist_ok=True)
-        (work / "feedback" / name.replace(".ipynb", ".html")).write_text(
-            feedback.render(nb, outcome, title=f"{batch.assignment} / {name} / {result.student}"))
+        result.notebooks[name] = outcome  # the main process writes the feedback, with the gradebook's grade
 
 
 def _grade_one(batch: Batch, template: Path, prepared: Prepared, course_id: str, student: str, folder: Path,
@@ -314,8 +317,10 @@ def _worker(batch, template, prepared, course_id, student, folder, work) -> None
 # -- the batch, in the main process ------------------------------------------------------------------
 
 def _students(batch: Batch) -> tuple[dict[str, Path], list[dict]]:
+    if not batch.submissions.exists():
+        raise BatchError(f"submissions folder {batch.submissions} does not exist")
     if not batch.submissions.is_dir():
-        raise FileNotFoundError(f"submissions folder {batch.submissions} does not exist")
+        raise BatchError(f"{batch.submissions} is a file, not a folder of submissions (one sub-folder per student)")
     students, skipped = {}, []
     for entry in sorted(batch.submissions.iterdir()):
         if entry.name.startswith("."):
@@ -330,13 +335,55 @@ def _students(batch: Batch) -> tuple[dict[str, Path], list[dict]]:
             continue
         inner = entry / batch.assignment
         students[student] = inner if inner.is_dir() and not inner.is_symlink() else entry
+    if not students and not skipped:
+        raise BatchError(f"no student folders in {batch.submissions} (expected one sub-folder per student, "
+                         f"holding the notebooks, e.g. {batch.submissions / 'STUDENT' / (batch.assignment + '.ipynb')})")
     return students, skipped
+
+
+def _check_assignment(batch: Batch, source: Path, students: dict[str, Path]) -> None:
+    """Refuse a folder in which no student holds any of the assignment's notebooks but some hold
+    other notebooks: the submissions of another assignment, most likely."""
+    wanted = {integrity._key(p) for p in source.glob("*.ipynb")}
+    found: dict[str, int] = {}
+    for folder in students.values():
+        keys = {integrity._key(path) for path, problem in integrity._walk(folder)
+                if problem is None and path.name.lower().endswith(".ipynb")}
+        if keys & wanted:
+            return
+        for key in keys:
+            found[key] = found.get(key, 0) + 1
+    if found:
+        held = ", ".join(f"{k}.ipynb ({n})" for k, n in sorted(found.items(), key=lambda kv: -kv[1])[:3])
+        raise BatchError(f"none of the {len(students)} submissions in {batch.submissions} holds "
+                         f"{' or '.join(sorted(k + '.ipynb' for k in wanted))}; they hold {held}. "
+                         f"Are these the submissions of {batch.assignment}?")
+
+
+def _check_gpu() -> str:
+    """``--gpu``: the NVIDIA devices the sandbox passes in, and CUDA working here; else BatchError."""
+    devices = sorted(Path("/dev").glob("nvidia[0-9]*"))
+    if not devices:
+        raise BatchError("--gpu was given, but this host has no NVIDIA GPU (no /dev/nvidia0): "
+                         "grade without --gpu (the hidden tests count the same on the CPU)")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BatchError(f"--gpu was given, but CUDA does not work here ({len(devices)} /dev/nvidia* "
+                         "devices, torch.cuda.is_available() is False): check the driver")
+    return f"{torch.cuda.device_count()} CUDA device(s), {torch.cuda.get_device_name(0)}"
 
 
 def grade(batch: Batch, progress=print) -> dict:
     """Grade every submission; return the report (also written to ``batch.out``)."""
     import multiprocessing
 
+    source = batch.course / "solutions" / batch.assignment
+    if not source.is_dir():
+        raise BatchError(f"assignment {batch.assignment!r}: no folder {source}")
+    students, skipped = _students(batch)  # bad input is refused before anything is written
+    _check_assignment(batch, source, students)
+    gpu = _check_gpu() if batch.gpu else None
     batch.out.mkdir(parents=True, exist_ok=True)
     course_id = _course_config(batch.course).get("CourseDirectory", {}).get("course_id", "default_course")
     template, source_hash = _template(batch, course_id)
@@ -347,20 +394,22 @@ def grade(batch: Batch, progress=print) -> dict:
     maxima = max_scores(template, batch.assignment)
     if not (batch.out / "gradebook.db").exists():
         shutil.copy(template / "gradebook.db", batch.out / "gradebook.db")
-    students, skipped = _students(batch)
     pending, resumed = [], []
     for student, folder in students.items():
         previous = batch.out / "results" / f"{student}.json"
         digest = _submission_hash(folder)
         if previous.is_file() and not batch.force:
             old = json.loads(previous.read_text())
-            if old.get("submission_hash") == digest and old.get("source_hash") == source_hash:
+            if (old.get("submission_hash") == digest and old.get("source_hash") == source_hash
+                    and old.get("status") != "grader error"):
                 resumed.append(student)
                 continue
         pending.append((student, folder, digest))
     progress(f"{batch.assignment}: {len(pending)} to grade, {len(resumed)} already graded, {batch.jobs} at a time"
              + (" -- UNSAFE: no sandbox" if batch.unsafe else ""))
     progress(f"limits: {prepared.host.describe()}")
+    if gpu:
+        progress(f"GPU: {gpu}, passed into each sandbox")
     ctx = multiprocessing.get_context("fork")
     running: dict = {}
     timings = {}
@@ -394,7 +443,7 @@ def grade(batch: Batch, progress=print) -> dict:
                 result = StudentResult.from_json(path.read_text())
             else:
                 log = (work / "worker.log").read_text(errors="replace")[-500:] if (work / "worker.log").exists() else ""
-                result = StudentResult(student, crashed=[] if killed else [f"the grading worker failed: {log}"])
+                result = StudentResult(student, grader_errors=[] if killed else [f"the grading worker failed: {log}"])
             result.submission_hash, result.source_hash, result.course_id = digest, source_hash, course_id
             result.seconds = round(timings[student], 1)
             result = finish(result, maxima, killed)

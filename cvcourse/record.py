@@ -30,7 +30,10 @@ class StudentResult:
     """One student's grading.
 
     Filled by the worker: ``notes`` (repairs, for the report), ``flags`` (reasons to review),
-    ``malformed``, ``crashed``, ``timeouts`` (what went wrong, per notebook), ``notebooks``.
+    ``malformed``, ``crashed``, ``timeouts`` (what went wrong, per notebook), ``notebooks``, and
+    ``grader_errors``: what failed on the grader's side (a kernel that could not start, a worker
+    that failed), which is never the student's fault: no grade is recorded and the next run
+    grades the submission again.
     Filled by the main process: the hashes it resumes by, ``seconds``, and through
     :func:`cvcourse.results.finish` the ``status``, ``score`` (0 while flagged), ``auto_score``
     (what the tests gave), ``max_score`` and ``review``.
@@ -42,6 +45,7 @@ class StudentResult:
     malformed: list[str] = field(default_factory=list)
     crashed: list[str] = field(default_factory=list)
     timeouts: list[str] = field(default_factory=list)
+    grader_errors: list[str] = field(default_factory=list)
     notebooks: dict[str, NotebookScore] = field(default_factory=dict)
     submission_hash: str = ""
     source_hash: str = ""
@@ -51,7 +55,8 @@ class StudentResult:
     score: float = 0.0
     auto_score: float = 0.0
     max_score: float = 0.0
-    review: bool = False
+    review: bool = False  # flagged, and not yet reviewed
+    reviewed: bool = False  # graded by hand (formgrader or ``cvcourse review``): the gradebook's grade
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

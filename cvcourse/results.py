@@ -53,7 +53,8 @@ def finish(result: StudentResult, maxima: dict, killed: str | None) -> StudentRe
     result.score = sum(nb.points for nb in result.notebooks.values())
     result.max_score = sum(nb.maximum for nb in result.notebooks.values())
     graded_any = result.score > 0
-    result.status = ("timed out" if killed or (result.timeouts and not result.crashed) else
+    result.status = ("grader error" if result.grader_errors else
+                     "timed out" if killed or (result.timeouts and not result.crashed) else
                      "crashed" if result.crashed else
                      "malformed" if result.malformed and not graded_any else
                      "missing" if any(n.startswith("missing notebook") for n in result.notes) and not graded_any
@@ -66,33 +67,92 @@ def finish(result: StudentResult, maxima: dict, killed: str | None) -> StudentRe
     return result
 
 
-def record(batch: Batch, result: StudentResult, work: Path) -> None:
-    """Write one finished student: gradebook first, then feedback, then the result file."""
+def gradebook_state(gb, assignment: str, student: str) -> tuple[dict[str, dict[str, float]], str]:
+    """A student's grade as the gradebook holds it (the source of truth: formgrader and
+    ``cvcourse review`` write there): ``{notebook file: {grade_id: points}}`` and the review state,
+    ``""`` (nothing to review), ``"pending"`` (some cell still needs a manual grade) or
+    ``"reviewed"`` (every cell graded, some by hand)."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        submission = gb.find_submission(assignment, student)
+    except MissingEntry:
+        return {}, ""
+    scores, pending, manual = {}, False, False
+    for nb in submission.notebooks:
+        for grade in nb.grades:
+            scores.setdefault(f"{nb.name}.ipynb", {})[grade.name] = float(grade.score)
+            pending |= bool(grade.needs_manual_grade)
+            manual |= grade.manual_score is not None
+    return scores, "pending" if pending else "reviewed" if manual else ""
+
+
+def _gradebook(out: Path, course_id: str):
     from nbgrader.api import Gradebook
 
+    return Gradebook(f"sqlite:///{out / 'gradebook.db'}", course_id)
+
+
+def apply_gradebook(result: StudentResult, scores: dict, state: str) -> None:
+    """Take the grade from the gradebook: ``score`` and, per cell, the points; ``review`` while
+    pending; ``reviewed`` once reviewed."""
+    if scores:
+        result.score = sum(sum(cells.values()) for cells in scores.values())
+    result.review, result.reviewed = state == "pending", state == "reviewed"
+
+
+def record(batch: Batch, result: StudentResult, work: Path) -> None:
+    """Write one finished student: gradebook first, then the executed notebooks and feedback,
+    then the result file. A grade reviewed by hand (formgrader or ``cvcourse review``) is kept:
+    only the automatic scores are updated, and the result says so."""
     student = result.student
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{batch.out / 'gradebook.db'}", result.course_id) as gb:
+    if result.status == "grader error":  # no grade, no feedback: the next run grades it again
+        atomic_write(batch.out / "results" / f"{student}.json", result.to_json())
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    with warnings.catch_warnings(), _gradebook(batch.out, result.course_id) as gb:
         warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
         gb.update_or_create_student(student)
         gb.update_or_create_submission(batch.assignment, student)
+        kept = gradebook_state(gb, batch.assignment, student)[1] == "reviewed"
         for name, nb in result.notebooks.items():
             for gid, (points, _) in nb.scores.items():
                 grade = gb.find_grade(gid, name.removesuffix(".ipynb"), batch.assignment, student)
                 grade.auto_score = points
-                grade.manual_score = 0.0 if result.review else None  # pending review: no marks yet
-                grade.needs_manual_grade = result.review
+                if not kept:
+                    grade.manual_score = 0.0 if result.review else None  # pending review: no marks yet
+                    grade.needs_manual_grade = result.review
         gb.db.commit()
+        scores, state = gradebook_state(gb, batch.assignment, student)
+    apply_gradebook(result, scores, state)
+    if kept:
+        result.notes.append(f"kept the reviewed grade, {result.score:g}/{result.max_score:g}, from the gradebook "
+                            f"(automatic: {result.auto_score:g}); a re-run never overwrites a review")
     _keep_autograded(work / "autograded" / student / batch.assignment,
                      batch.out / "autograded" / student / batch.assignment)
-    target = batch.out / "feedback" / student
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    for path in sorted((work / "feedback").glob("*.html")) if (work / "feedback").is_dir() else []:
-        shutil.copy(path, target / path.name)
-    if not any(target.iterdir()):
-        (target / "feedback.html").write_text(feedback.summary_page(result, batch.assignment))
+    write_feedback(batch.out, batch.assignment, result, scores, state)
     atomic_write(batch.out / "results" / f"{student}.json", result.to_json())
     shutil.rmtree(work, ignore_errors=True)
+
+
+def write_feedback(out: Path, assignment: str, result: StudentResult, scores: dict, state: str) -> None:
+    """``feedback/STUDENT/ASSIGNMENT/NOTEBOOK.html`` (nbgrader's layout, so ``nbgrader
+    release_feedback`` delivers it), rendered from the kept executed notebook: the tests' result
+    per cell, and the grade the gradebook holds ("pending review" while flagged)."""
+    target = out / "feedback" / result.student / assignment
+    shutil.rmtree(out / "feedback" / result.student, ignore_errors=True)
+    target.mkdir(parents=True)
+    grade = feedback.PENDING if state == "pending" else None
+    for name, outcome in sorted(result.notebooks.items()):
+        executed = out / "autograded" / result.student / assignment / name
+        if not executed.is_file():
+            continue
+        nb = nbformat.read(executed, as_version=4)
+        shown = scores.get(name) if state == "reviewed" else grade
+        (target / name.replace(".ipynb", ".html")).write_text(
+            feedback.render(nb, outcome, title=f"{assignment} / {name} / {result.student}", grade=shown))
+    if not any(target.iterdir()):
+        (target / "feedback.html").write_text(feedback.summary_page(result, assignment))
 
 
 def _keep_autograded(source: Path, target: Path) -> None:
@@ -123,37 +183,55 @@ def md(text: str, limit: int = 300) -> str:
 
 
 def report(batch: Batch, students: dict, skipped: list, resumed: list, limits: str = "") -> dict:
+    """grades.csv, report.json and report.md, every grade taken from the gradebook."""
     results = [StudentResult.from_json((batch.out / "results" / f"{s}.json").read_text()) for s in students]
     cells = [(name, gid) for r in results[:1] for name, nb in sorted(r.notebooks.items()) for gid in nb.scores]
+    graded: dict[str, dict] = {}
+    if results:
+        with warnings.catch_warnings(), _gradebook(batch.out, results[0].course_id) as gb:
+            warnings.simplefilter("ignore")
+            for r in results:
+                if r.status != "grader error":
+                    graded[r.student], state = gradebook_state(gb, batch.assignment, r.student)
+                    apply_gradebook(r, graded[r.student], state)
+
+    def points(r, name, gid):
+        return graded.get(r.student, {}).get(name, {}).get(gid, 0.0)
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["student", "status", "score", "max_score", "auto_score", *[gid for _, gid in cells], "review"])
     for r in results:
+        review = "pending: " + "; ".join(r.flags) if r.review else "reviewed" if r.reviewed else ""
         writer.writerow([r.student, r.status, f"{r.score:g}", f"{r.max_score:g}", f"{r.auto_score:g}",
-                         *[f"{r.notebooks[n].scores[g][0]:g}" for n, g in cells], "; ".join(r.flags)])
+                         *[f"{points(r, n, g):g}" for n, g in cells], review])
     atomic_write(batch.out / "grades.csv", buffer.getvalue())
     report = {"assignment": batch.assignment, "sandbox": not batch.unsafe, "limits": limits, "resumed": resumed,
               "students": {r.student: {k: getattr(r, k) for k in ("status", "score", "max_score", "auto_score", "review",
+                                                                 "reviewed",
                                                                  "flags", "notes", "timeouts", "crashed", "malformed",
-                                                                 "seconds")}
-                           | {"cells": {g: r.notebooks[n].scores[g][0] for n, g in cells}}
+                                                                 "grader_errors", "seconds")}
+                           | {"cells": {g: points(r, n, g) for n, g in cells}}
                            for r in results},
               "skipped": skipped}
     atomic_write(batch.out / "report.json", json.dumps(report, indent=1, sort_keys=True))
     lines = [f"# Grading report: {batch.assignment}", "",
              "Sandbox: " + ("bubblewrap" if not batch.unsafe else "**NONE (--unsafe-no-sandbox)**"), "",
              f"Limits: {md(limits, 400)}", ""]
-    for title, test in (("Timed out", lambda r: r.status == "timed out"),
+    for title, test in (("Grader errors (not the students' fault: no grade recorded, graded again on the next run)",
+                         lambda r: r.status == "grader error"),
+                        ("Timed out", lambda r: r.status == "timed out"),
                         ("Crashed", lambda r: r.status == "crashed"),
                         ("Missing notebook", lambda r: r.status == "missing"),
                         ("Malformed (a notebook could not be read)", lambda r: r.malformed),
-                        ("Flagged for review (graded 0 until reviewed; the tests gave the automatic score)",
-                         lambda r: r.review),
+                        ("Flagged for review (graded 0 until reviewed; the tests gave the automatic score; "
+                         "`cvcourse review` or formgrader)", lambda r: r.review),
+                        ("Reviewed (the grade an instructor gave, kept by every re-run)", lambda r: r.reviewed),
                         ("Repaired (cells restored, files renamed or ignored)", lambda r: r.notes)):
         hits = [r for r in results if test(r)]
         lines += [f"## {title}: {len(hits)}", ""]
         for r in hits:
-            details = r.timeouts + r.crashed + r.malformed + r.flags + r.notes
+            details = r.grader_errors + r.timeouts + r.crashed + r.malformed + r.flags + r.notes
             lines.append(f"* {md(r.student)} ({r.score:g}/{r.max_score:g}, automatic {r.auto_score:g}): "
                          + "; ".join(md(d) for d in details))
         lines.append("")

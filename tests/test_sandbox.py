@@ -644,7 +644,9 @@ def test_feedback_has_no_hidden_test_and_no_active_html(batch):
               for line in body.splitlines() if len(line.strip()) >= 12}
     assert secret
     pages = sorted((batch["ctx"].out / "feedback").rglob("*.html"))
-    assert {p.parent.name for p in pages} == {c.name for c in CASES}
+    # nbgrader's layout, feedback/STUDENT/ASSIGNMENT/NOTEBOOK.html, for nbgrader release_feedback
+    assert {p.parent.name for p in pages} == {ASSIGNMENT}
+    assert {p.parent.parent.name for p in pages} == {c.name for c in CASES}
     for page in pages:
         text = page.read_text()
         assert not [line for line in secret if line in text], page
@@ -652,13 +654,13 @@ def test_feedback_has_no_hidden_test_and_no_active_html(batch):
             assert host not in text, (page, host)  # no host paths (tracebacks name "<host>/lib/...")
         assert "<script" not in text.lower() and not re.search(r"<[^>]+\son\w+\s*=", text, re.I), page
         assert len(text) < 200_000, page
-    injected = (batch["ctx"].out / "feedback" / "html_injection" / f"{ASSIGNMENT}.html").read_text()
+    injected = (batch["ctx"].out / "feedback" / "html_injection" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert "&lt;script&gt;alert(&#x27;out&#x27;)" in injected  # shown as text
-    memory = (batch["ctx"].out / "feedback" / "memory_bomb" / f"{ASSIGNMENT}.html").read_text()
+    memory = (batch["ctx"].out / "feedback" / "memory_bomb" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert "memory limit held" in memory
-    giant = (batch["ctx"].out / "feedback" / "giant_figure" / f"{ASSIGNMENT}.html").read_text()
+    giant = (batch["ctx"].out / "feedback" / "giant_figure" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert "too large to show" in giant and "<img" not in giant
-    earlier = (batch["ctx"].out / "feedback" / "update_earlier_output" / f"{ASSIGNMENT}.html").read_text()
+    earlier = (batch["ctx"].out / "feedback" / "update_earlier_output" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert "an output of the solution cell" in earlier and "_cvcourse_hidden()" not in earlier
 
 

@@ -1,0 +1,98 @@
+"""Flagged work through review: pending everywhere until an instructor grades it, then the
+reviewed grade everywhere (gradebook, grades.csv, report, feedback), and kept by a re-run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from helpers import REPO
+
+ASSIGNMENT = "03_conv_arithmetic"
+
+
+def _cvcourse(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cvcourse", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("review")
+    course, subs, out = root / "course", root / "subs", root / "out"
+    shutil.copytree(REPO / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    solution = nbformat.read(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    for student, extra in (("honest", ""), ("mallory", "\nimport socket\n")):
+        nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+        first = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+        first.source += extra
+        (subs / student).mkdir(parents=True)
+        nbformat.write(nb, subs / student / f"{ASSIGNMENT}.ipynb")
+    grade = ("grade", ASSIGNMENT, str(subs), "--course", str(course), "--out", str(out), "--jobs", "2")
+    done = _cvcourse(*grade)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {"out": out, "grade": grade}
+
+
+def _row(out, student) -> dict:
+    with open(out / "grades.csv", newline="") as f:
+        return next(r for r in csv.DictReader(f) if r["student"] == student)
+
+
+def _feedback(out, student) -> str:
+    return (out / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+
+
+def test_flagged_work_is_pending_review_everywhere_and_kept_for_formgrader(batch):
+    out = batch["out"]
+    row = _row(out, "mallory")
+    assert row["score"] == "0" and float(row["auto_score"]) == float(row["max_score"]) > 0, row
+    assert row["review"].startswith("pending: ") and "imports socket" in row["review"], row
+    page = _feedback(out, "mallory")
+    assert "Score: pending review" in page and f"{row['max_score']} / {row['max_score']}" not in page
+    assert "Score: pending review" not in _feedback(out, "honest")
+    assert (out / "autograded" / "mallory" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+
+
+def test_review_sets_a_grade_that_shows_everywhere_and_that_a_rerun_keeps(batch):
+    out = batch["out"]
+    listed = _cvcourse("review", ASSIGNMENT, "--out", str(out))
+    assert listed.returncode == 0, listed.stderr
+    assert "1 flagged, 1 pending review" in listed.stdout and "mallory: pending" in listed.stdout
+    assert "imports socket (line" in listed.stdout, listed.stdout
+
+    cells = [name for name in _row(out, "mallory") if name.startswith("test_")]
+    wrong = _cvcourse("review", ASSIGNMENT, "mallory", "--out", str(out), "--cell", "nosuch=1")
+    assert wrong.returncode == 2 and "no graded cell 'nosuch'" in wrong.stderr, wrong.stderr
+    wrong = _cvcourse("review", ASSIGNMENT, "mallory", "--out", str(out), "--cell", f"{cells[0]}=99")
+    assert wrong.returncode == 2 and "takes 0 to" in wrong.stderr, wrong.stderr
+    wrong = _cvcourse("review", ASSIGNMENT, "nobody", "--out", str(out), "--accept")
+    assert wrong.returncode == 2 and "no graded student 'nobody'" in wrong.stderr, wrong.stderr
+
+    maximum = float(_row(out, "mallory")["max_score"])
+    lost = float(_row(out, "honest")[cells[0]])  # the points of that cell
+    done = _cvcourse("review", ASSIGNMENT, "mallory", "--out", str(out), "--cell", f"{cells[0]}=0")
+    assert done.returncode == 0, done.stderr
+    expected = f"{maximum - lost:g}"
+    row = _row(out, "mallory")
+    assert row["score"] == expected and row[cells[0]] == "0" and row["review"] == "reviewed", row
+    assert json.loads((out / "report.json").read_text())["students"]["mallory"]["reviewed"] is True
+    assert f"Score: {expected} / {maximum:g} (reviewed)" in _feedback(out, "mallory")
+
+    again = _cvcourse(*batch["grade"], "--force")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _row(out, "mallory")["score"] == expected
+    notes = json.loads((out / "results" / "mallory.json").read_text())["notes"]
+    assert any("kept the reviewed grade" in n for n in notes), notes
+    assert f"Score: {expected} / {maximum:g} (reviewed)" in _feedback(out, "mallory")
+
+    accepted = _cvcourse("review", ASSIGNMENT, "mallory", "--out", str(out), "--accept")
+    assert accepted.returncode == 0, accepted.stderr
+    assert _row(out, "mallory")["score"] == f"{maximum:g}"
+    assert _row(out, "honest")["score"] == f"{maximum:g}" and _row(out, "honest")["review"] == ""

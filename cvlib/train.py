@@ -152,13 +152,27 @@ def _run_epoch(model, loader, device, loss_fn, topk, optimizer=None, amp=False, 
                            device=device)
     hits = {k: torch.zeros((), dtype=torch.long, device=device) for k in topk}
     memory_format = torch.channels_last if channels_last else torch.preserve_format
+    checked = False
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if x.ndim == 4:
             x = x.contiguous(memory_format=memory_format)
+        if not checked and (y.ndim != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool):
+            raise TypeError(f"labels must be class indices, an integer tensor [B]; the loader gave "
+                            f"{y.dtype} of shape {tuple(y.shape)} (float labels: convert with y.long())")
         with _autocast(device, amp):
-            logits = model(x)  # [B, C]
+            try:
+                logits = model(x)  # [B, C]
+            except RuntimeError as exc:
+                if not checked:  # the first batch: most likely inputs the model was not built for
+                    exc.add_note(f"cvlib.train: the first batch was {x.dtype} of shape {tuple(x.shape)} on "
+                                 f"{x.device}; does the model take inputs of that shape, dtype and device?")
+                raise
+            if not checked and (logits.ndim != 2 or logits.shape[0] != len(y)):
+                raise ValueError(f"the model must return logits [B, C] for a batch of {len(y)}; it returned "
+                                 f"shape {tuple(logits.shape)}")
             loss = loss_fn(logits, y)  # mean over the batch
+        checked = True
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -288,6 +302,14 @@ def fit(
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    if trainable and not trainable & {id(p) for group in optimizer.param_groups for p in group["params"]}:
+        raise ValueError("the optimizer holds none of the model's trainable parameters (was it made for "
+                         "another model, or before the model was rebuilt?): fit would train nothing")
     if scheduler_interval not in ("epoch", "step"):
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)

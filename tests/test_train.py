@@ -125,6 +125,38 @@ def test_bad_arguments(kwargs, match):
         fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, device="cpu", progress=False, **kwargs)
 
 
+def _loader(x, y):
+    return DataLoader(TensorDataset(x, y), batch_size=4)
+
+
+def test_bad_input_is_named_before_it_fails_deep_inside_torch():
+    model = nn.Linear(4, 2)
+    labels = torch.zeros(8, dtype=torch.long)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer, got NoneType"):
+        fit(model, None, _loader(torch.zeros(8, 4), labels), epochs=1, device="cpu", progress=False)
+    other = nn.Linear(4, 2)
+    with pytest.raises(ValueError, match="holds none of the model's trainable parameters"):
+        fit(model, torch.optim.SGD(other.parameters(), lr=0.1), _loader(torch.zeros(8, 4), labels), epochs=1,
+            device="cpu", progress=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"labels must be class indices.*torch.float32 of shape \(4,\).*y.long\(\)"):
+        fit(model, opt, _loader(torch.zeros(8, 4), labels.float()), epochs=1, device="cpu", progress=False)
+    with pytest.raises(RuntimeError) as info:  # torch's own error, with what the batch was
+        fit(model, opt, _loader(torch.zeros(8, 1, 8, 8), labels), epochs=1, device="cpu", progress=False)
+    assert "the first batch was torch.float32 of shape (4, 1, 8, 8)" in "\n".join(info.value.__notes__)
+    with pytest.raises(ValueError, match=r"must return logits \[B, C\] for a batch of 4; it returned shape \(4, 2, 2\)"):
+        fit(model, opt, _loader(torch.zeros(8, 2, 4), labels), epochs=1, device="cpu", progress=False)
+    assert model.weight.grad is None  # nothing was trained on the way
+
+
+def test_fit_trains_a_subset_of_the_parameters():  # fine-tuning: the optimizer may hold only some
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    before = model[0].weight.detach().clone()
+    fit(model, torch.optim.SGD(model[1].parameters(), lr=0.1), _loader(torch.randn(8, 4), torch.zeros(8, dtype=torch.long)),
+        epochs=1, device="cpu", progress=False)
+    assert torch.equal(model[0].weight, before)
+
+
 def test_empty_loader_is_an_error():
     model = nn.Linear(4, 2)
     loader = DataLoader(TensorDataset(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=4)

@@ -74,7 +74,7 @@ def _grade(args) -> int:
     out = args.out or Path("graded") / args.assignment
     batch = Batch(course=args.course.resolve(), assignment=args.assignment, submissions=args.submissions.resolve(),
                   out=out.resolve(), limits=limits, jobs=args.jobs, gpu=args.gpu, unsafe=args.unsafe_no_sandbox,
-                  force=args.force)
+                  force=args.force, due=args.due)
     try:
         report = grade(batch)
     except (BatchError, FileNotFoundError) as exc:
@@ -95,6 +95,16 @@ def _grade(args) -> int:
     return 0
 
 
+def _utc(text: str):
+    """argparse type: a date and time, as nbgrader reads them (a time zone name or offset last)."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        return parse_utc(text)
+    except (ValueError, OverflowError, TypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date and time (e.g. '2026-12-01 23:59:00 UTC')") from None
+
+
 def _points(text: str) -> tuple[str, float]:
     """argparse type: ``GRADE_ID=POINTS``."""
     gid, sep, value = text.partition("=")
@@ -113,7 +123,7 @@ def _review(args) -> int:
     try:
         if args.student:
             entry = set_grade(out, args.assignment, args.student, accept=args.accept, reject=args.reject,
-                              cells=dict(args.cell))
+                              cells=dict(args.cell), course=args.course.resolve())
             r = entry.result
             print(f"{r.student}: reviewed, grade {r.score:g}/{r.max_score:g} (automatic {r.auto_score:g}); "
                   f"gradebook, grades.csv, report and feedback updated")
@@ -121,7 +131,7 @@ def _review(args) -> int:
         if args.accept or args.reject or args.cell:
             raise ReviewError("name the STUDENT to --accept, --reject or --cell")
         if args.refresh:
-            refresh(out, args.assignment)
+            refresh(out, args.assignment, course=args.course.resolve())
         found = entries(out, args.assignment)
     except ReviewError as exc:
         print(f"cvcourse review: {exc}", file=sys.stderr)
@@ -170,6 +180,9 @@ def main(argv=None) -> int:
     p.add_argument("--output-kb", type=int, default=1024, help="output kept per notebook")
     p.add_argument("--gpu", action="store_true", help="pass the host's NVIDIA devices into the sandbox")
     p.add_argument("--force", action="store_true", help="grade again even the submissions already graded")
+    p.add_argument("--due", type=_utc, help="due date, e.g. '2026-12-01 23:59:00 UTC' (default: the one the course's "
+                                           "gradebook.db holds, from `nbgrader db assignment add NAME --duedate=...`); "
+                                           "submission times come from each student's timestamp.txt")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="run student code without bubblewrap (only for hosts without user namespaces)")
     p.set_defaults(run=_grade)
@@ -178,6 +191,8 @@ def main(argv=None) -> int:
     p.add_argument("assignment")
     p.add_argument("student", nargs="?", help="the student to review (omit to list)")
     p.add_argument("--out", type=Path, help="the graded batch (default: graded/ASSIGNMENT)")
+    p.add_argument("--course", type=Path, default=Path("."),
+                   help="course directory, for its nbgrader_config.py (late penalties; default: .)")
     p.add_argument("--accept", action="store_true", help="the tests' automatic points stand")
     p.add_argument("--reject", action="store_true", help="0 points for every cell")
     p.add_argument("--cell", type=_points, action="append", default=[], metavar="GRADE_ID=POINTS",

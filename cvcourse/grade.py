@@ -38,6 +38,7 @@ import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -46,7 +47,7 @@ from traitlets.config import Config
 from . import cgroups, feedback, gradebook, hidden, integrity
 from .execute import SandboxedExecute, score
 from .record import StudentResult
-from .results import atomic_write, finish, max_scores, record, report
+from .results import _gradebook, atomic_write, finish, max_scores, record, report
 from .sandbox import Limits, kernel_argv
 
 __all__ = ["Batch", "BatchError", "grade"]
@@ -72,6 +73,7 @@ class Batch:
     gpu: bool = False
     unsafe: bool = False
     force: bool = False
+    due: "datetime | None" = None  # the due date (UTC); None: the course gradebook's, if it has one
 
 
 @dataclass
@@ -94,6 +96,16 @@ class Prepared:
     def group(self, student: str) -> str:
         """The cgroup name of one student's sandbox."""
         return self.prefix + hashlib.sha256(student.encode()).hexdigest()[:12]
+
+
+def late_plugin(course: Path):
+    """nbgrader's late-submission plugin as the course configures it (``AssignLatePenalties.plugin_class``,
+    default ``LateSubmissionPlugin`` with its ``penalty_method``: ``"none"`` or ``"zero"``)."""
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    assigner = AssignLatePenalties(config=_course_config(course))
+    assigner.init_plugin()
+    return assigner.plugin_inst
 
 
 def _course_config(course: Path) -> Config:
@@ -124,7 +136,7 @@ def _log_to(app, stream) -> None:
     app.log.addHandler(logging.StreamHandler(stream))
 
 
-def _template(batch: Batch, course_id: str) -> tuple[Path, str]:
+def _template(batch: Batch, course_id: str, due: datetime | None = None) -> tuple[Path, str]:
     """Generate the release and a student-free gradebook from solutions/; return (dir, hash)."""
     from nbgrader.converters import GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
@@ -148,6 +160,7 @@ def _template(batch: Batch, course_id: str) -> tuple[Path, str]:
         if path.is_file():
             digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes())
     digest.update(json.dumps(asdict(batch.limits), sort_keys=True).encode() + bytes([batch.gpu, batch.unsafe]))
+    digest.update(str(due).encode())  # a new due date: every student's lateness is worked out again
     return template, digest.hexdigest()
 
 
@@ -360,6 +373,38 @@ def _check_assignment(batch: Batch, source: Path, students: dict[str, Path]) -> 
                          f"Are these the submissions of {batch.assignment}?")
 
 
+def timestamp(folder: Path) -> tuple[datetime | None, str | None]:
+    """The submission time nbgrader's ``submit``/``collect`` wrote to ``timestamp.txt`` (UTC), and
+    a note when the file is there but unreadable."""
+    from nbgrader.utils import parse_utc
+
+    path = folder / "timestamp.txt"
+    if not path.is_file() or path.is_symlink():
+        return None, None
+    text = path.read_bytes()[:200].decode("utf-8", "replace").strip()
+    try:
+        return parse_utc(text), None
+    except (ValueError, OverflowError, TypeError) as exc:
+        return None, f"timestamp.txt is not a time ({exc}); graded as on time"
+
+
+def due_date(batch: Batch) -> datetime | None:
+    """``--due``, or the due date the course's own gradebook holds for the assignment
+    (``nbgrader db assignment add NAME --duedate=...``)."""
+    if batch.due is not None:
+        return batch.due
+    from nbgrader.api import Gradebook, MissingEntry
+
+    db = batch.course / "gradebook.db"
+    if not db.is_file():
+        return None
+    with Gradebook(f"sqlite:///{db}") as gb:
+        try:
+            return gb.find_assignment(batch.assignment).duedate
+        except MissingEntry:
+            return None
+
+
 def _check_gpu() -> str:
     """``--gpu``: the NVIDIA devices the sandbox passes in, and CUDA working here; else BatchError."""
     devices = sorted(Path("/dev").glob("nvidia[0-9]*"))
@@ -386,7 +431,8 @@ def grade(batch: Batch, progress=print) -> dict:
     gpu = _check_gpu() if batch.gpu else None
     batch.out.mkdir(parents=True, exist_ok=True)
     course_id = _course_config(batch.course).get("CourseDirectory", {}).get("course_id", "default_course")
-    template, source_hash = _template(batch, course_id)
+    due = due_date(batch)
+    template, source_hash = _template(batch, course_id, due)
     prepared = Prepared.of(template / "source" / batch.assignment, batch)
     feedback.hide_paths(batch.course, batch.out, batch.submissions)
     cgroups.unmount_below(batch.out / ".work")  # what a killed batch left: socket mounts, groups
@@ -394,6 +440,11 @@ def grade(batch: Batch, progress=print) -> dict:
     maxima = max_scores(template, batch.assignment)
     if not (batch.out / "gradebook.db").exists():
         shutil.copy(template / "gradebook.db", batch.out / "gradebook.db")
+    with _gradebook(batch.out, course_id) as gb:
+        gb.update_or_create_assignment(batch.assignment, duedate=due)
+    if due is not None:
+        progress(f"due {due:%Y-%m-%d %H:%M:%S} UTC; late work: nbgrader's late-submission plugin "
+                 "(LateSubmissionPlugin.penalty_method in nbgrader_config.py)")
     pending, resumed = [], []
     for student, folder in students.items():
         previous = batch.out / "results" / f"{student}.json"
@@ -421,9 +472,9 @@ def grade(batch: Batch, progress=print) -> dict:
             work.mkdir(parents=True)
             proc = ctx.Process(target=_worker, args=(batch, template, prepared, course_id, student, folder, work))
             proc.start()
-            running[student] = (proc, work, digest, time.monotonic())
+            running[student] = (proc, work, digest, time.monotonic(), folder)
         time.sleep(0.05)
-        for student, (proc, work, digest, start) in list(running.items()):
+        for student, (proc, work, digest, start, folder) in list(running.items()):
             killed = None
             if proc.is_alive():
                 if time.monotonic() - start < batch.limits.wall:
@@ -445,6 +496,9 @@ def grade(batch: Batch, progress=print) -> dict:
                 log = (work / "worker.log").read_text(errors="replace")[-500:] if (work / "worker.log").exists() else ""
                 result = StudentResult(student, grader_errors=[] if killed else [f"the grading worker failed: {log}"])
             result.submission_hash, result.source_hash, result.course_id = digest, source_hash, course_id
+            submitted, problem = timestamp(folder)
+            result.submitted = submitted.isoformat() if submitted else ""
+            result.notes += [problem] if problem else []
             result.seconds = round(timings[student], 1)
             result = finish(result, maxima, killed)
             record(batch, result, work)

@@ -122,6 +122,8 @@ def find_notebooks(folder: Path, releases: dict[str, nbformat.NotebookNode]
         rel = path.relative_to(folder).as_posix()
         if problem:
             notes.append(f"ignored {rel}: {problem}")
+        elif rel == "timestamp.txt":
+            continue  # nbgrader's submission time: read by the grader (late work), not an extra file
         elif not path.name.lower().endswith(".ipynb"):
             notes.append(f"ignored extra file {rel}")
         elif _key(path) in by_key:

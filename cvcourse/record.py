@@ -55,6 +55,9 @@ class StudentResult:
     score: float = 0.0
     auto_score: float = 0.0
     max_score: float = 0.0
+    submitted: str = ""  # the submission time from nbgrader's timestamp.txt (UTC, ISO 8601), if any
+    seconds_late: float = 0.0  # after the due date, when one is set
+    late_penalty: float = 0.0  # points taken off by nbgrader's LateSubmissionPlugin (score is after it)
     review: bool = False  # flagged, and not yet reviewed
     reviewed: bool = False  # graded by hand (formgrader or ``cvcourse review``): the gradebook's grade
 

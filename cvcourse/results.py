@@ -87,6 +87,21 @@ def gradebook_state(gb, assignment: str, student: str) -> tuple[dict[str, dict[s
     return scores, "pending" if pending else "reviewed" if manual else ""
 
 
+def assign_late_penalty(gb, assignment: str, student: str, plugin) -> tuple[float, float]:
+    """Seconds late and the penalty, per notebook through nbgrader's late-submission ``plugin``
+    and clamped to the notebook's score as nbgrader's ``AssignLatePenalties`` does; stored in the
+    gradebook (``late_submission_penalty``) and returned summed."""
+    submission = gb.find_submission(assignment, student)
+    seconds, total = float(submission.total_seconds_late or 0.0), 0.0
+    for nb in submission.notebooks:
+        penalty = plugin.late_submission_penalty(student, nb.score, seconds) if seconds > 0 else None
+        penalty = None if penalty is None else min(max(float(penalty), 0.0), float(nb.score))
+        nb.late_submission_penalty = penalty
+        total += penalty or 0.0
+    gb.db.commit()
+    return seconds, total
+
+
 def _gradebook(out: Path, course_id: str):
     from nbgrader.api import Gradebook
 
@@ -97,7 +112,7 @@ def apply_gradebook(result: StudentResult, scores: dict, state: str) -> None:
     """Take the grade from the gradebook: ``score`` and, per cell, the points; ``review`` while
     pending; ``reviewed`` once reviewed."""
     if scores:
-        result.score = sum(sum(cells.values()) for cells in scores.values())
+        result.score = max(0.0, sum(sum(cells.values()) for cells in scores.values()) - result.late_penalty)
     result.review, result.reviewed = state == "pending", state == "reviewed"
 
 
@@ -112,8 +127,13 @@ def record(batch: Batch, result: StudentResult, work: Path) -> None:
         return
     with warnings.catch_warnings(), _gradebook(batch.out, result.course_id) as gb:
         warnings.simplefilter("ignore")  # nbgrader's own SQLAlchemy autoflush warnings
+        from nbgrader.utils import parse_utc
+
+        from .grade import late_plugin
+
         gb.update_or_create_student(student)
-        gb.update_or_create_submission(batch.assignment, student)
+        gb.update_or_create_submission(batch.assignment, student,
+                                       timestamp=parse_utc(result.submitted) if result.submitted else None)
         kept = gradebook_state(gb, batch.assignment, student)[1] == "reviewed"
         for name, nb in result.notebooks.items():
             for gid, (points, _) in nb.scores.items():
@@ -124,6 +144,8 @@ def record(batch: Batch, result: StudentResult, work: Path) -> None:
                     grade.needs_manual_grade = result.review
         gb.db.commit()
         scores, state = gradebook_state(gb, batch.assignment, student)
+        result.seconds_late, result.late_penalty = assign_late_penalty(gb, batch.assignment, student,
+                                                                       late_plugin(batch.course))
     apply_gradebook(result, scores, state)
     if kept:
         result.notes.append(f"kept the reviewed grade, {result.score:g}/{result.max_score:g}, from the gradebook "
@@ -140,7 +162,7 @@ def write_feedback(out: Path, assignment: str, result: StudentResult, scores: di
     release_feedback`` delivers it), rendered from the kept executed notebook: the tests' result
     per cell, and the grade the gradebook holds ("pending review" while flagged)."""
     target = out / "feedback" / result.student / assignment
-    shutil.rmtree(out / "feedback" / result.student, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     grade = feedback.PENDING if state == "pending" else None
     for name, outcome in sorted(result.notebooks.items()):
@@ -200,15 +222,18 @@ def report(batch: Batch, students: dict, skipped: list, resumed: list, limits: s
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", "status", "score", "max_score", "auto_score", *[gid for _, gid in cells], "review"])
+    writer.writerow(["student", "status", "score", "max_score", "auto_score", *[gid for _, gid in cells], "review",
+                     "submitted", "seconds_late", "late_penalty"])
     for r in results:
         review = "pending: " + "; ".join(r.flags) if r.review else "reviewed" if r.reviewed else ""
         writer.writerow([r.student, r.status, f"{r.score:g}", f"{r.max_score:g}", f"{r.auto_score:g}",
-                         *[f"{points(r, n, g):g}" for n, g in cells], review])
+                         *[f"{points(r, n, g):g}" for n, g in cells], review,
+                         r.submitted, f"{r.seconds_late:g}", f"{r.late_penalty:g}"])
     atomic_write(batch.out / "grades.csv", buffer.getvalue())
     report = {"assignment": batch.assignment, "sandbox": not batch.unsafe, "limits": limits, "resumed": resumed,
               "students": {r.student: {k: getattr(r, k) for k in ("status", "score", "max_score", "auto_score", "review",
-                                                                 "reviewed",
+                                                                 "reviewed", "submitted", "seconds_late",
+                                                                 "late_penalty",
                                                                  "flags", "notes", "timeouts", "crashed", "malformed",
                                                                  "grader_errors", "seconds")}
                            | {"cells": {g: points(r, n, g) for n, g in cells}}
@@ -227,11 +252,15 @@ def report(batch: Batch, students: dict, skipped: list, resumed: list, limits: s
                         ("Flagged for review (graded 0 until reviewed; the tests gave the automatic score; "
                          "`cvcourse review` or formgrader)", lambda r: r.review),
                         ("Reviewed (the grade an instructor gave, kept by every re-run)", lambda r: r.reviewed),
+                        ("Late (nbgrader's late-submission plugin; the score is after the penalty)",
+                         lambda r: r.seconds_late > 0),
                         ("Repaired (cells restored, files renamed or ignored)", lambda r: r.notes)):
         hits = [r for r in results if test(r)]
         lines += [f"## {title}: {len(hits)}", ""]
         for r in hits:
-            details = r.grader_errors + r.timeouts + r.crashed + r.malformed + r.flags + r.notes
+            late = [f"submitted {r.submitted}, {r.seconds_late / 3600:.1f} h late, penalty {r.late_penalty:g}"]
+            details = (r.grader_errors + r.timeouts + r.crashed + r.malformed + r.flags
+                       + (late if r.seconds_late > 0 else []) + r.notes)
             lines.append(f"* {md(r.student)} ({r.score:g}/{r.max_score:g}, automatic {r.auto_score:g}): "
                          + "; ".join(md(d) for d in details))
         lines.append("")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .record import StudentResult
-from .results import _gradebook, apply_gradebook, atomic_write, gradebook_state, report, write_feedback
+from .results import (_gradebook, apply_gradebook, assign_late_penalty, atomic_write, gradebook_state, report,
+                      write_feedback)
 
 __all__ = ["ReviewError", "Entry", "entries", "refresh", "set_grade"]
 
@@ -40,24 +41,28 @@ def _results(out: Path) -> dict[str, StudentResult]:
     return {p.stem: StudentResult.from_json(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
 
-def entries(out: Path, assignment: str) -> list[Entry]:
-    """Every graded student, with the grade and review state the gradebook holds."""
+def entries(out: Path, assignment: str, plugin=None) -> list[Entry]:
+    """Every graded student, with the grade and review state the gradebook holds; with nbgrader's
+    late-submission ``plugin``, each late penalty is worked out again from the current scores."""
     results = _results(out)
     found = []
     with warnings.catch_warnings(), _gradebook(out, next(iter(results.values())).course_id if results else "") as gb:
         warnings.simplefilter("ignore")
         for result in results.values():
             scores, state = gradebook_state(gb, assignment, result.student)
+            if plugin is not None and scores:
+                result.seconds_late, result.late_penalty = assign_late_penalty(gb, assignment, result.student, plugin)
             apply_gradebook(result, scores, state)
             found.append(Entry(result, state))
     return found
 
 
 def set_grade(out: Path, assignment: str, student: str, *, accept: bool = False, reject: bool = False,
-              cells: dict[str, float] | None = None) -> Entry:
+              cells: dict[str, float] | None = None, course: Path = Path(".")) -> Entry:
     """Review ``student``: ``accept`` (the tests' points stand), ``reject`` (0 everywhere), or
     ``cells`` ({grade_id: points}; the cells not named keep their automatic points). Writes the
-    gradebook, then rewrites the feedback and the report."""
+    gradebook (and the late penalty, through the late-submission plugin ``course`` configures),
+    then rewrites the feedback and the report."""
     cells = dict(cells or {})
     if sum((accept, reject, bool(cells))) != 1:
         raise ReviewError("give exactly one of --accept, --reject or --cell GRADE_ID=POINTS")
@@ -82,19 +87,20 @@ def set_grade(out: Path, assignment: str, student: str, *, accept: bool = False,
                 grade.manual_score = 0.0 if reject else cells.get(grade.name, automatic)
                 grade.needs_manual_grade = False
         gb.db.commit()
-    refresh(out, assignment, [student])
+    refresh(out, assignment, [student], course=course)
     return next(e for e in entries(out, assignment) if e.result.student == student)
 
 
-def refresh(out: Path, assignment: str, students: list[str] | None = None) -> None:
-    """Rewrite the feedback of ``students`` (default: all), the results files, ``grades.csv`` and the
-    report from the gradebook: after a review here, or grades entered in formgrader."""
-    from .grade import Batch
+def refresh(out: Path, assignment: str, students: list[str] | None = None, course: Path = Path(".")) -> None:
+    """Rewrite the feedback of ``students`` (default: all), their late penalties, the results
+    files, ``grades.csv`` and the report from the gradebook: after a review here, or grades
+    entered in formgrader."""
+    from .grade import Batch, late_plugin
 
     previous = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
     if previous.get("assignment", assignment) != assignment:
         raise ReviewError(f"{out} holds the grades of {previous['assignment']}, not {assignment}")
-    found = entries(out, assignment)
+    found = entries(out, assignment, late_plugin(course))
     for entry in found:
         if entry.result.status == "grader error" or (students is not None and entry.result.student not in students):
             continue

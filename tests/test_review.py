@@ -26,18 +26,35 @@ def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("review")
     course, subs, out = root / "course", root / "subs", root / "out"
     shutil.copytree(REPO / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
-    shutil.copy(REPO / "nbgrader_config.py", course)
+    config = (REPO / "nbgrader_config.py").read_text() + '\nc.LateSubmissionPlugin.penalty_method = "zero"\n'
+    (course / "nbgrader_config.py").write_text(config)
     solution = nbformat.read(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    for student, extra in (("honest", ""), ("mallory", "\nimport socket\n")):
+    for student, extra, submitted in (("honest", "", "2026-12-01 20:00:00.000000 UTC"),
+                                      ("mallory", "\nimport socket\n", "2026-12-01 20:00:00.000000 UTC"),
+                                      ("late", "", "2026-12-02 01:59:00.000000 UTC")):
         nb = nbformat.from_dict(json.loads(json.dumps(solution)))
         first = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
         first.source += extra
         (subs / student).mkdir(parents=True)
         nbformat.write(nb, subs / student / f"{ASSIGNMENT}.ipynb")
-    grade = ("grade", ASSIGNMENT, str(subs), "--course", str(course), "--out", str(out), "--jobs", "2")
+        (subs / student / "timestamp.txt").write_text(submitted)  # as nbgrader's submit writes it
+    grade = ("grade", ASSIGNMENT, str(subs), "--course", str(course), "--out", str(out), "--jobs", "2",
+             "--due", "2026-12-01 23:59:00 UTC")
     done = _cvcourse(*grade)
     assert done.returncode == 0, done.stdout + done.stderr
-    return {"out": out, "grade": grade}
+    return {"out": out, "grade": grade, "course": course}
+
+
+def test_late_work_gets_the_penalty_of_nbgraders_late_submission_plugin(batch):
+    out = batch["out"]
+    late, honest = _row(out, "late"), _row(out, "honest")
+    assert late["seconds_late"] == "7200" and late["score"] == "0" and late["late_penalty"] == late["max_score"], late
+    assert late["auto_score"] == late["max_score"] and late["submitted"] == "2026-12-02T01:59:00", late
+    assert honest["seconds_late"] == "0" and honest["score"] == honest["max_score"], honest
+    report = (out / "report.md").read_text()
+    assert "## Late (nbgrader's late-submission plugin" in report and "2.0 h late, penalty" in report
+    notes = json.loads((out / "results" / "late.json").read_text())["notes"]
+    assert not any("timestamp.txt" in n for n in notes), notes  # read, not an extra file
 
 
 def _row(out, student) -> dict:
@@ -62,7 +79,7 @@ def test_flagged_work_is_pending_review_everywhere_and_kept_for_formgrader(batch
 
 def test_review_sets_a_grade_that_shows_everywhere_and_that_a_rerun_keeps(batch):
     out = batch["out"]
-    listed = _cvcourse("review", ASSIGNMENT, "--out", str(out))
+    listed = _cvcourse("review", ASSIGNMENT, "--out", str(out), "--course", str(batch["course"]))
     assert listed.returncode == 0, listed.stderr
     assert "1 flagged, 1 pending review" in listed.stdout and "mallory: pending" in listed.stdout
     assert "imports socket (line" in listed.stdout, listed.stdout
@@ -77,7 +94,8 @@ def test_review_sets_a_grade_that_shows_everywhere_and_that_a_rerun_keeps(batch)
 
     maximum = float(_row(out, "mallory")["max_score"])
     lost = float(_row(out, "honest")[cells[0]])  # the points of that cell
-    done = _cvcourse("review", ASSIGNMENT, "mallory", "--out", str(out), "--cell", f"{cells[0]}=0")
+    done = _cvcourse("review", ASSIGNMENT, "mallory", "--out", str(out), "--cell", f"{cells[0]}=0",
+                     "--course", str(batch["course"]))
     assert done.returncode == 0, done.stderr
     expected = f"{maximum - lost:g}"
     row = _row(out, "mallory")
@@ -92,7 +110,8 @@ def test_review_sets_a_grade_that_shows_everywhere_and_that_a_rerun_keeps(batch)
     assert any("kept the reviewed grade" in n for n in notes), notes
     assert f"Score: {expected} / {maximum:g} (reviewed)" in _feedback(out, "mallory")
 
-    accepted = _cvcourse("review", ASSIGNMENT, "mallory", "--out", str(out), "--accept")
+    accepted = _cvcourse("review", ASSIGNMENT, "mallory", "--out", str(out), "--accept",
+                         "--course", str(batch["course"]))
     assert accepted.returncode == 0, accepted.stderr
     assert _row(out, "mallory")["score"] == f"{maximum:g}"
     assert _row(out, "honest")["score"] == f"{maximum:g}" and _row(out, "honest")["review"] == ""

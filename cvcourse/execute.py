@@ -44,10 +44,10 @@ def score(nb: nbformat.NotebookNode, plans: dict[str, hidden.Plan], deleted: lis
         elif status is None:
             reason = "the cell did not run"
         elif status != "ok" or errors:
-            name = str(errors[0].get("ename", "error"))[:100] if errors else "error"
+            name = str(errors[0].get("ename", "error"))[:100] if errors else ""
             value = str(errors[0].get("evalue", "")).strip().splitlines() if errors else []
             detail = f": {value[0][:160]}" if value else ""
-            reason = f"{name}{detail} (reply status {status})"
+            reason = f"{name}{detail}" if errors else "the cell did not finish (it was interrupted or aborted)"
         elif gid not in plans:
             reason = "the grader has no hidden tests for this cell"
         else:

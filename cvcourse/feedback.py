@@ -71,7 +71,7 @@ def _page(title: str, body: list[str]) -> str:
 
 def _reason(reason: str, hidden: bool) -> str:
     """The failure reason shown to a student; an exception name only when it is a builtin one."""
-    name = reason.split(" ", 1)[0]
+    name = re.split(r"[ :]", reason, maxsplit=1)[0]  # "AssertionError: expected 3, got 2" -> AssertionError
     if hidden and not isinstance(getattr(builtins, name, None), type):
         return "failed"
     return reason
@@ -125,11 +125,13 @@ def _output(out) -> str:
     return ""
 
 
-def render(nb, outcome, title: str, grade=None) -> str:
+def render(nb, outcome, title: str, grade=None, note: str = "") -> str:
     """Feedback page for one executed, scored notebook (see the module docstring for the rules);
-    ``grade`` as for the score table: None, :data:`PENDING` or the reviewed ``{grade_id: points}``."""
+    ``grade`` as for the score table: None, :data:`PENDING` or the reviewed ``{grade_id: points}``;
+    ``note``: a line under the score (a late penalty)."""
     hidden_ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells if HIDDEN.search(c.source)}
-    body = [f"<h1>{html.escape(title)}</h1>", *_score_table(outcome, hidden_ids, grade)]
+    table = _score_table(outcome, hidden_ids, grade)
+    body = [f"<h1>{html.escape(title)}</h1>", table[0], *([f"<p>{html.escape(note)}</p>"] if note else []), *table[1:]]
     seen_hidden = False
     for cell in nb.cells:
         seen_hidden = seen_hidden or bool(HIDDEN.search(cell.source))

@@ -171,8 +171,11 @@ def write_feedback(out: Path, assignment: str, result: StudentResult, scores: di
             continue
         nb = nbformat.read(executed, as_version=4)
         shown = scores.get(name) if state == "reviewed" else grade
+        note = (f"Submitted {result.seconds_late / 3600:.1f} h after the due date: the late-submission penalty "
+                f"takes {result.late_penalty:g} points; your grade is {result.score:g} / {result.max_score:g}."
+                if result.late_penalty > 0 and state != "pending" else "")
         (target / name.replace(".ipynb", ".html")).write_text(
-            feedback.render(nb, outcome, title=f"{assignment} / {name} / {result.student}", grade=shown))
+            feedback.render(nb, outcome, title=f"{assignment} / {name} / {result.student}", grade=shown, note=note))
     if not any(target.iterdir()):
         (target / "feedback.html").write_text(feedback.summary_page(result, assignment))
 

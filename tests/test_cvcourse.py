@@ -378,13 +378,15 @@ def test_feedback_escapes_everything_and_hides_hidden_tests():
                                                                            "image/png": "bm90IGEgcG5n"}),
                             nbformat.v4.new_output("stream", name="stdout", text=f"from {gid(cell)}: {evil}")]
     outcome = NotebookScore({"test_values": (0.0, 3.0), "test_ties": (2.0, 2.0), "test_errors": (2.0, 2.0)},
-                            {"test_values": "EvilError (reply status error)"})
+                            {"test_values": "EvilError: <b>boom</b>", "test_ties": "AssertionError: expected 2, got 3"})
     page = feedback.render(nb, outcome, title="t")
     assert "<script" not in page.lower() and not re.search(r"<[^>]+\son\w+\s*=", page, re.I)
     assert "<img" not in page  # the "PNG" was not one
     assert "### BEGIN HIDDEN TESTS" not in page and "_reference" not in page and "multiclass_accuracy" not in page
     assert "from topk_error:" in page and "from test_values:" not in page  # no output from the first hidden cell on
     assert "EvilError" not in page and "failed" in page  # a non-builtin exception name is not shown
+    assert "AssertionError: expected 2, got 3" in page  # a builtin one is, with its message, in plain words
+    assert "reply status" not in page
     assert "Score: 4 / 7" in page
 
 

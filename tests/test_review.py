@@ -29,8 +29,7 @@ def batch(tmp_path_factory):
     config = (REPO / "nbgrader_config.py").read_text() + '\nc.LateSubmissionPlugin.penalty_method = "zero"\n'
     (course / "nbgrader_config.py").write_text(config)
     solution = nbformat.read(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
-    for student, extra, submitted in (("honest", "", "2026-12-01 20:00:00.000000 UTC"),
-                                      ("mallory", "\nimport socket\n", "2026-12-01 20:00:00.000000 UTC"),
+    for student, extra, submitted in (("mallory", "\nimport socket\n", "2026-12-01 20:00:00.000000 UTC"),
                                       ("late", "", "2026-12-02 01:59:00.000000 UTC")):
         nb = nbformat.from_dict(json.loads(json.dumps(solution)))
         first = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
@@ -47,10 +46,11 @@ def batch(tmp_path_factory):
 
 def test_late_work_gets_the_penalty_of_nbgraders_late_submission_plugin(batch):
     out = batch["out"]
-    late, honest = _row(out, "late"), _row(out, "honest")
+    late, on_time = _row(out, "late"), _row(out, "mallory")
     assert late["seconds_late"] == "7200" and late["score"] == "0" and late["late_penalty"] == late["max_score"], late
     assert late["auto_score"] == late["max_score"] and late["submitted"] == "2026-12-02T01:59:00", late
-    assert honest["seconds_late"] == "0" and honest["score"] == honest["max_score"], honest
+    assert on_time["seconds_late"] == "0" and on_time["late_penalty"] == "0", on_time
+    assert f"the late-submission penalty takes {late['max_score']} points" in _feedback(out, "late")
     report = (out / "report.md").read_text()
     assert "## Late (nbgrader's late-submission plugin" in report and "2.0 h late, penalty" in report
     notes = json.loads((out / "results" / "late.json").read_text())["notes"]
@@ -73,7 +73,7 @@ def test_flagged_work_is_pending_review_everywhere_and_kept_for_formgrader(batch
     assert row["review"].startswith("pending: ") and "imports socket" in row["review"], row
     page = _feedback(out, "mallory")
     assert "Score: pending review" in page and f"{row['max_score']} / {row['max_score']}" not in page
-    assert "Score: pending review" not in _feedback(out, "honest")
+    assert "Score: pending review" not in _feedback(out, "late")
     assert (out / "autograded" / "mallory" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
 
 
@@ -93,7 +93,7 @@ def test_review_sets_a_grade_that_shows_everywhere_and_that_a_rerun_keeps(batch)
     assert wrong.returncode == 2 and "no graded student 'nobody'" in wrong.stderr, wrong.stderr
 
     maximum = float(_row(out, "mallory")["max_score"])
-    lost = float(_row(out, "honest")[cells[0]])  # the points of that cell
+    lost = float(_row(out, "late")[cells[0]])  # the points of that cell (late's solution is the same)
     done = _cvcourse("review", ASSIGNMENT, "mallory", "--out", str(out), "--cell", f"{cells[0]}=0",
                      "--course", str(batch["course"]))
     assert done.returncode == 0, done.stderr
@@ -114,4 +114,4 @@ def test_review_sets_a_grade_that_shows_everywhere_and_that_a_rerun_keeps(batch)
                          "--course", str(batch["course"]))
     assert accepted.returncode == 0, accepted.stderr
     assert _row(out, "mallory")["score"] == f"{maximum:g}"
-    assert _row(out, "honest")["score"] == f"{maximum:g}" and _row(out, "honest")["review"] == ""
+    assert _row(out, "late")["review"] == ""

@@ -398,7 +398,8 @@ def due_date(batch: Batch) -> datetime | None:
     db = batch.course / "gradebook.db"
     if not db.is_file():
         return None
-    with Gradebook(f"sqlite:///{db}") as gb:
+    course_id = _course_config(batch.course).get("CourseDirectory", {}).get("course_id", "default_course")
+    with Gradebook(f"sqlite:///{db}", course_id) as gb:  # the course's own id: nothing is added to its gradebook
         try:
             return gb.find_assignment(batch.assignment).duedate
         except MissingEntry:
@@ -409,8 +410,7 @@ def _check_gpu() -> str:
     """``--gpu``: the NVIDIA devices the sandbox passes in, and CUDA working here; else BatchError."""
     devices = sorted(Path("/dev").glob("nvidia[0-9]*"))
     if not devices:
-        raise BatchError("--gpu was given, but this host has no NVIDIA GPU (no /dev/nvidia0): "
-                         "grade without --gpu (the hidden tests count the same on the CPU)")
+        raise BatchError("--gpu was given, but this host has no NVIDIA GPU (no /dev/nvidia0): grade without --gpu")
     import torch
 
     if not torch.cuda.is_available():

@@ -28,6 +28,7 @@ submissions in flight.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import io
 import json
@@ -98,9 +99,11 @@ class Prepared:
         return self.prefix + hashlib.sha256(student.encode()).hexdigest()[:12]
 
 
+@functools.lru_cache(maxsize=None)
 def late_plugin(course: Path):
     """nbgrader's late-submission plugin as the course configures it (``AssignLatePenalties.plugin_class``,
-    default ``LateSubmissionPlugin`` with its ``penalty_method``: ``"none"`` or ``"zero"``)."""
+    default ``LateSubmissionPlugin`` with its ``penalty_method``: ``"none"`` or ``"zero"``); read once
+    per course and process."""
     from nbgrader.preprocessors import AssignLatePenalties
 
     assigner = AssignLatePenalties(config=_course_config(course))

@@ -32,6 +32,7 @@ class Entry:
 
     result: StudentResult
     state: str  # "" (not flagged), "pending", "reviewed"
+    scores: dict  # {notebook file: {grade_id: points}}, as the gradebook holds them
 
 
 def _results(out: Path) -> dict[str, StudentResult]:
@@ -53,7 +54,7 @@ def entries(out: Path, assignment: str, plugin=None) -> list[Entry]:
             if plugin is not None and scores:
                 result.seconds_late, result.late_penalty = assign_late_penalty(gb, assignment, result.student, plugin)
             apply_gradebook(result, scores, state)
-            found.append(Entry(result, state))
+            found.append(Entry(result, state, scores))
     return found
 
 
@@ -104,15 +105,9 @@ def refresh(out: Path, assignment: str, students: list[str] | None = None, cours
     for entry in found:
         if entry.result.status == "grader error" or (students is not None and entry.result.student not in students):
             continue
-        scores, _ = _scores(out, assignment, entry.result)
-        write_feedback(out, assignment, entry.result, scores, entry.state)
+        write_feedback(out, assignment, entry.result, entry.scores, entry.state)
         atomic_write(out / "results" / f"{entry.result.student}.json", entry.result.to_json())
     batch = Batch(course=out, assignment=assignment, submissions=out, out=out, unsafe=not previous.get("sandbox", True))
     report(batch, {e.result.student: None for e in found}, previous.get("skipped", []),
            previous.get("resumed", []), previous.get("limits", ""))
 
-
-def _scores(out: Path, assignment: str, result: StudentResult):
-    with warnings.catch_warnings(), _gradebook(out, result.course_id) as gb:
-        warnings.simplefilter("ignore")
-        return gradebook_state(gb, assignment, result.student)

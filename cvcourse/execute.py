@@ -30,7 +30,7 @@ __all__ = ["SandboxedExecute", "score"]
 
 def score(nb: nbformat.NotebookNode, plans: dict[str, hidden.Plan], deleted: list[str]) -> NotebookScore:
     """Points per graded cell of an executed notebook, with the reasons a cell got none."""
-    scores, failed = {}, {}
+    scores, failed, notes = {}, {}, {}
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if not meta.get("grade"):
@@ -51,11 +51,13 @@ def score(nb: nbformat.NotebookNode, plans: dict[str, hidden.Plan], deleted: lis
         elif gid not in plans:
             reason = "the grader has no hidden tests for this cell"
         else:
-            reason = plans[gid].verdict(mine.get("results", []))
+            reason, said = plans[gid].verdict(mine.get("results", []))
+            if said:
+                notes[gid] = said
         scores[gid] = (0.0 if reason else points, points)
         if reason:
             failed[gid] = reason
-    return NotebookScore(scores, failed)
+    return NotebookScore(scores, failed, notes)
 
 
 MAX_MESSAGE_BYTES = hidden.MAX_RESULTS_BYTES + (1 << 20)

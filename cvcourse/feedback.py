@@ -1,8 +1,10 @@
 """Feedback pages handed back to students: static HTML, built only from escaped text.
 
-Nothing from the submission is passed through as HTML: sources and text outputs are escaped,
-images are re-encoded base64 PNG/JPEG checked by their magic bytes, and the page carries no
-script at all. Hidden tests are never shown: their regions are replaced by a comment, and from
+Nothing from the submission is passed through as HTML: Markdown cells are rendered by
+markdown-it-py with raw HTML off (any tag in them is shown as text), links only to http(s) and
+mailto, and images as their alt text; code is highlighted by Pygments, which escapes it; text
+outputs are escaped; output images are re-encoded base64 PNG/JPEG checked by their magic bytes;
+and the page carries no script at all (its Content-Security-Policy allows none, nor any request). Hidden tests are never shown: their regions are replaced by a comment, and from
 the first cell that holds hidden tests on, outputs are not shown (code running after a hidden
 test could have captured it); those cells show only pass or fail.
 """
@@ -40,7 +42,7 @@ def _pixels(mime: str, raw: bytes) -> int | None:
     return None
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;white-space:pre-wrap}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}.ok{color:#1a7f37}.fail{color:#cf222e}
+td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}.ok{color:#1a7f37}.fail{color:#cf222e}.note{color:#6e4a00}
 .out{border-left:3px solid #ccc;margin-left:.5rem}img{max-width:100%}"""
 
 
@@ -65,8 +67,42 @@ def _page(title: str, body: list[str]) -> str:
     return _scrub("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
             "style-src 'unsafe-inline'\">"
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}\n{_highlight_style()}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+
+
+def _markdown():
+    """CommonMark with raw HTML off; links to http(s)/mailto only; images as their alt text."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md.validateLink = lambda url: re.match(r"(https?:|mailto:)", url.strip(), re.I) is not None
+    md.add_render_rule("image", lambda self, tokens, idx, options, env:
+                       html.escape(self.renderInlineAsText(tokens[idx].children or [], options, env)))
+    return md
+
+
+_MD = None
+
+
+def _markdown_html(text: str) -> str:
+    global _MD
+    _MD = _MD or _markdown()
+    return f'<div class="md">{_MD.render(text)}</div>'
+
+
+def _code_html(source: str) -> str:
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    return highlight(source, PythonLexer(), HtmlFormatter(cssclass="code"))
+
+
+def _highlight_style() -> str:
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(cssclass="code").get_style_defs(".code")
 
 
 def _reason(reason: str, hidden: bool) -> str:
@@ -136,7 +172,10 @@ def render(nb, outcome, title: str, grade=None, note: str = "") -> str:
     for cell in nb.cells:
         seen_hidden = seen_hidden or bool(HIDDEN.search(cell.source))
         source = HIDDEN.sub("# (hidden tests run here; they are not shown)\n", cell.source)
-        body.append(f"<pre>{html.escape(source)}</pre>")
+        if cell.cell_type == "markdown":
+            body.append(_markdown_html(source))
+            continue
+        body.append(_code_html(source) if cell.cell_type == "code" else f"<pre>{html.escape(source)}</pre>")
         if cell.cell_type != "code":
             continue
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -144,6 +183,7 @@ def render(nb, outcome, title: str, grade=None, note: str = "") -> str:
             reason = outcome.failed.get(gid)
             body.append('<p class="ok">passed</p>' if reason is None else
                         f'<p class="fail">{html.escape(_reason(reason, gid in hidden_ids))}</p>')
+            body += [f'<p class="note">{html.escape(note)}</p>' for note in outcome.notes.get(gid, [])]
         if not seen_hidden:
             body += [_output(out) for out in cell.get("outputs", [])]
     return _page(title, body)

@@ -286,6 +286,7 @@ def _judge(batch: Batch, prepared: Prepared, result: StudentResult, runs: dict, 
             result.notes.append(f"{name}: output beyond {limits.output_kb} KiB was dropped")
         result.timeouts += [f"{name}: a cell ran past {limits.cell_timeout} s and was interrupted"
                             for c in nb.cells if any(o.get("ename") == "CellTimeoutError" for o in c.get("outputs", []))]
+        result.notes += [f"{name}: {gid}: {note}" for gid, said in outcome.notes.items() for note in said]
         result.notebooks[name] = outcome  # the main process writes the feedback, with the gradebook's grade
 
 
@@ -422,6 +423,14 @@ def _check_gpu() -> str:
     return f"{torch.cuda.device_count()} CUDA device(s), {torch.cuda.get_device_name(0)}"
 
 
+def _warm_judges() -> None:
+    """Import, once and before the workers fork, what torch otherwise imports on first use inside
+    each worker's judge: ``torch._dynamo``, which building the first torch optimizer imports (about
+    2 s; the references of 05 and 08 build optimizers). Each forked worker inherits it."""
+    if "torch" in sys.modules:
+        import torch._dynamo  # noqa: F401
+
+
 def grade(batch: Batch, progress=print) -> dict:
     """Grade every submission; return the report (also written to ``batch.out``)."""
     import multiprocessing
@@ -437,6 +446,7 @@ def grade(batch: Batch, progress=print) -> dict:
     due = due_date(batch)
     template, source_hash = _template(batch, course_id, due)
     prepared = Prepared.of(template / "source" / batch.assignment, batch)
+    _warm_judges()
     feedback.hide_paths(batch.course, batch.out, batch.submissions)
     cgroups.unmount_below(batch.out / ".work")  # what a killed batch left: socket mounts, groups
     cgroups.sweep(prepared.host, prepared.prefix)
@@ -504,7 +514,7 @@ def grade(batch: Batch, progress=print) -> dict:
             result.notes += [problem] if problem else []
             result.seconds = round(timings[student], 1)
             result = finish(result, maxima, killed)
-            record(batch, result, work)
+            record(batch, result, work, folder)
             progress(f"  {student}: {result.status}, {result.score:g}/{result.max_score:g}"
                      + (" (review)" if result.review else ""))
     shutil.rmtree(batch.out / ".work", ignore_errors=True)

@@ -54,6 +54,7 @@ import json
 import re
 import symtable
 import textwrap
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,8 @@ def _tensor(x, torch):
     dtype = str(t.dtype).removeprefix("torch.")
     if dtype not in DTYPES:
         return {"$object": "Tensor of dtype " + dtype}
+    if t.numel() * DTYPES[dtype] // 3 * 4 > MAX_BYTES:  # refused before it is copied and encoded
+        raise ValueError(f"the results would exceed {MAX_BYTES >> 20} MiB (a tensor of {t.numel()} values)")
     flat = t.to("cpu").contiguous().reshape(-1)
     raw = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
     return {"$tensor": {"dtype": dtype, "shape": [int(n) for n in t.shape], "data": _b64.b64encode(raw).decode()}}
@@ -313,10 +316,27 @@ class Outcome:
 
 
 class Results:
-    """The kernel's reported entries by key, as :class:`Outcome` objects."""
+    """The kernel's reported entries by key, as :class:`Outcome` objects; ``notes``: what the
+    checks inside :meth:`not_counted` found."""
 
     def __init__(self, entries: dict[str, Outcome], stopped: str | None):
-        self._entries, self.stopped = entries, stopped
+        self._entries, self.stopped, self.notes = entries, stopped, []
+
+    @contextmanager
+    def not_counted(self, what: str):
+        """Checks that only some grading hosts run (the CUDA cases run only under ``cvcourse grade
+        --gpu``): in this block a failing check becomes a note for the student and the instructor,
+        never a lost point, so that one submission gets one score on every host. The block stops
+        at the first failure::
+
+            with results.not_counted("on CUDA"):
+                assert float(results["case 0 cuda"].value) == expected, "..."
+        """
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - a Failure, an AssertionError, a check failing on odd data
+            text = str(exc).strip().splitlines()
+            self.notes.append(f"{what} (not counted): {text[0][:280] if text else type(exc).__name__}")
 
     def __getitem__(self, key: str) -> Outcome:
         if key not in self._entries:
@@ -406,7 +426,10 @@ def run(inputs, kernel_half, check) -> None:
     blob = _blob(inputs())
     payloads = []
     _kernel["main"](kernel_half, blob, payloads.append)  # the kernel side's own code
-    check(_unblob(blob), decode(payloads[0]))  # raises as it would when grading, with its traceback
+    results = decode(payloads[0])
+    check(_unblob(blob), results)  # raises as it would when grading, with its traceback
+    for note in results.notes:
+        print(note)
 
 
 # -- grading: prepare, split -------------------------------------------------------------------------
@@ -429,24 +452,25 @@ class Plan:
     inputs_blob: str
     check: object
 
-    def verdict(self, payloads: list) -> str | None:
-        """None when the cell's hidden tests pass on the reported data; otherwise the reason."""
+    def verdict(self, payloads: list) -> tuple[str | None, list[str]]:
+        """(None when the cell's hidden tests pass on the reported data, otherwise the reason;
+        the notes of its :meth:`Results.not_counted` checks, which never change the points)."""
         if not payloads:
-            return "the hidden tests' results did not come back (the cell stopped before them)"
+            return "the hidden tests' results did not come back (the cell stopped before them)", []
         if len(payloads) > 1:
-            return "the cell reported results more than once"
+            return "the cell reported results more than once", []
         try:
             results = decode(payloads[0])
         except ValueError as exc:
-            return f"the reported results were malformed: {exc}"
+            return f"the reported results were malformed: {exc}", []
         try:
             self.check(_unblob(self.inputs_blob), results)
         except AssertionError as exc:  # a Failure of results[...] too: the message is the reason shown
             text = str(exc).strip().splitlines()
-            return f"AssertionError: {text[0][:280]}" if text else "AssertionError"
+            return (f"AssertionError: {text[0][:280]}" if text else "AssertionError"), results.notes
         except Exception as exc:  # noqa: BLE001 - a check failing on odd data is a failed test
-            return f"{type(exc).__name__}: {str(exc)[:280]}"
-        return None
+            return f"{type(exc).__name__}: {str(exc)[:280]}", results.notes
+        return None, results.notes
 
 
 class AuthoringError(ValueError):

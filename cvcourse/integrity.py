@@ -122,8 +122,8 @@ def find_notebooks(folder: Path, releases: dict[str, nbformat.NotebookNode]
         rel = path.relative_to(folder).as_posix()
         if problem:
             notes.append(f"ignored {rel}: {problem}")
-        elif rel == "timestamp.txt":
-            continue  # nbgrader's submission time: read by the grader (late work), not an extra file
+        elif rel in ("timestamp.txt", "submission_secret.txt"):
+            continue  # nbgrader submit's own files: the time (late work) and the key of the feedback
         elif not path.name.lower().endswith(".ipynb"):
             notes.append(f"ignored extra file {rel}")
         elif _key(path) in by_key:

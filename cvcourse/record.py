@@ -11,10 +11,12 @@ __all__ = ["NotebookScore", "StudentResult"]
 
 @dataclass
 class NotebookScore:
-    """One graded notebook: ``scores`` {grade_id: (points, max)}, ``failed`` {grade_id: reason}."""
+    """One graded notebook: ``scores`` {grade_id: (points, max)}, ``failed`` {grade_id: reason},
+    ``notes`` {grade_id: [what checks that are not counted found]}."""
 
     scores: dict[str, tuple[float, float]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def points(self) -> float:
@@ -68,7 +70,7 @@ class StudentResult:
     def from_json(cls, text: str) -> "StudentResult":
         data = json.loads(text)
         notebooks = {name: NotebookScore({g: (float(p), float(m)) for g, (p, m) in nb["scores"].items()},
-                                         dict(nb["failed"]))
+                                         dict(nb["failed"]), dict(nb.get("notes", {})))
                      for name, nb in data.pop("notebooks", {}).items()}
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(notebooks=notebooks, **known)

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,10 +117,10 @@ def apply_gradebook(result: StudentResult, scores: dict, state: str) -> None:
     result.review, result.reviewed = state == "pending", state == "reviewed"
 
 
-def record(batch: Batch, result: StudentResult, work: Path) -> None:
-    """Write one finished student: gradebook first, then the executed notebooks and feedback,
-    then the result file. A grade reviewed by hand (formgrader or ``cvcourse review``) is kept:
-    only the automatic scores are updated, and the result says so."""
+def record(batch: Batch, result: StudentResult, work: Path, folder: Path) -> None:
+    """Write one finished student (submitted in ``folder``): gradebook first, then the executed
+    notebooks and feedback, then the result file. A grade reviewed by hand (formgrader or
+    ``cvcourse review``) is kept: only the automatic scores are updated, and the result says so."""
     student = result.student
     if result.status == "grader error":  # no grade, no feedback: the next run grades it again
         atomic_write(batch.out / "results" / f"{student}.json", result.to_json())
@@ -151,7 +152,7 @@ def record(batch: Batch, result: StudentResult, work: Path) -> None:
         result.notes.append(f"kept the reviewed grade, {result.score:g}/{result.max_score:g}, from the gradebook "
                             f"(automatic: {result.auto_score:g}); a re-run never overwrites a review")
     _keep_autograded(work / "autograded" / student / batch.assignment,
-                     batch.out / "autograded" / student / batch.assignment)
+                     batch.out / "autograded" / student / batch.assignment, folder)
     write_feedback(batch.out, batch.assignment, result, scores, state)
     atomic_write(batch.out / "results" / f"{student}.json", result.to_json())
     shutil.rmtree(work, ignore_errors=True)
@@ -164,6 +165,9 @@ def write_feedback(out: Path, assignment: str, result: StudentResult, scores: di
     target = out / "feedback" / result.student / assignment
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
+    for name in EXCHANGE_FILES:  # what release_feedback needs (nbgrader's generate_feedback copies them too)
+        if (out / "autograded" / result.student / assignment / name).is_file():
+            shutil.copy(out / "autograded" / result.student / assignment / name, target / name)
     grade = feedback.PENDING if state == "pending" else None
     for name, outcome in sorted(result.notebooks.items()):
         executed = out / "autograded" / result.student / assignment / name
@@ -180,15 +184,41 @@ def write_feedback(out: Path, assignment: str, result: StudentResult, scores: di
         (target / "feedback.html").write_text(feedback.summary_page(result, assignment))
 
 
-def _keep_autograded(source: Path, target: Path) -> None:
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")  # written by nbgrader submit, kept by collect
+
+
+def _small_file(path: Path, limit: int = 1024) -> bytes | None:
+    """The bytes of a regular file of at most ``limit`` bytes (not through a symbolic link), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None
+
+
+def _keep_autograded(source: Path, target: Path, submitted: Path) -> None:
     """Keep the executed notebooks in nbgrader's layout (``autograded/STUDENT/ASSIGNMENT/``), for
     review. The source of each cell is the rebuilt submission's, hidden tests included (the
     kernel halves were swapped back after each cell ran); the results the kernel reported are
-    dropped (they were judged already and may be large), each cell's reply status is kept."""
+    dropped (they were judged already and may be large), each cell's reply status is kept.
+    Beside them, as nbgrader's autograde does, the submission's ``timestamp.txt`` and
+    ``submission_secret.txt`` (regular files of at most 1 KiB; the secret names the student's
+    feedback in the exchange, where ``nbgrader release_feedback`` puts it)."""
     shutil.rmtree(target, ignore_errors=True)
+    kept = {name: _small_file(submitted / name) for name in EXCHANGE_FILES}
+    if source.is_dir() or any(kept.values()):
+        target.mkdir(parents=True)
+    for name, data in kept.items():
+        if data is not None:
+            (target / name).write_bytes(data)
     if not source.is_dir():
         return
-    target.mkdir(parents=True)
     for path in sorted(source.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:

@@ -306,6 +306,59 @@ def test_score_zero_for_wrong_data_missing_data_errors_and_deleted_tests(plans):
     assert "more than once" in score(_executed(plans, payloads=twice), plans, []).failed["test_ties"]
 
 
+def test_cuda_cases_are_notes_that_never_change_the_score():
+    """One submission, one score, whatever the host: 01's CUDA cases run only under ``--gpu``, and
+    what they find is a note. Here the plans say "GPU" but the kernel has none, so every CUDA call
+    fails, as a device bug in the student's code would."""
+    plans = hidden.prepare(SOURCE, gpu=True)
+    try:
+        payloads = {g: _kernel_payload(p, _solution_ns()) for g, p in plans.items()}
+    finally:
+        hidden.prepare(SOURCE)  # leaves the module as the other tests expect it (no GPU)
+    result = score(_executed(plans, payloads=payloads), plans, [])
+    assert result.failed == {} and result.scores["test_values"] == (3.0, 3.0), result
+    assert result.notes and all(n.startswith("on CUDA (not counted): ") for n in result.notes["test_values"])
+    page = feedback.render(_executed(plans, payloads=payloads), result, "01_topk / ann")
+    assert "on CUDA (not counted)" in page and "Score: 7 / 7" in page
+
+
+@pytest.mark.parametrize("name, cuda_cells", [
+    ("01_topk", {"test_values"}), ("02_early_stopping", {"test_restore"}),
+    ("08_optimizers", {"test_sgd", "test_adam_wd_groups"}),
+])
+def test_every_cuda_case_of_the_hidden_tests_is_not_counted(name, cuda_cells):
+    """The assignments whose hidden tests add CUDA cases under ``--gpu``: with the instructor's
+    solution and CUDA calls that fail, every cell still passes, and the failures are notes of
+    exactly the cells that have CUDA cases."""
+    import IPython.display
+    import torch
+
+    source = nbformat.read(REPO / "solutions" / name / f"{name}.ipynb", as_version=4)
+    ns = {}
+    for cell in source.cells:
+        if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade"):
+            exec(cell.source, ns)
+    plans = hidden.prepare(source, gpu=True)
+    original, noted = IPython.display.display, {}
+    try:
+        for g, plan in plans.items():
+            shown = []
+            IPython.display.display = lambda obj, raw=False: shown.append(obj[hidden.MIME])
+            exec(plan.kernel_code, dict(ns))
+            reason, notes = plan.verdict(shown)
+            assert reason is None, f"{name} {g}: {reason}"
+            if notes:
+                noted[g] = notes
+    finally:
+        IPython.display.display = original
+        hidden.prepare(source)
+    if not torch.cuda.is_available():
+        assert set(noted) == cuda_cells, noted
+        assert all(n.startswith("on CUDA (not counted): ") for notes in noted.values() for n in notes)
+    else:
+        assert noted == {}, noted  # on a GPU the solution passes its CUDA cases too
+
+
 @pytest.mark.parametrize("payload, why", [
     (None, "not text"),
     ("[" * 100000 + "]" * 100000, "not JSON"),
@@ -372,6 +425,8 @@ def test_feedback_escapes_everything_and_hides_hidden_tests():
     nb = nbformat.from_dict(json.loads(json.dumps(source)))
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(evil))
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell("**Read** [this](https://pytorch.org) or [that](javascript:alert(3)) "
+                                                     "![a tracker](https://example.org/pixel.png)"))
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": evil, "text/plain": evil,
@@ -388,6 +443,11 @@ def test_feedback_escapes_everything_and_hides_hidden_tests():
     assert "AssertionError: expected 2, got 3" in page  # a builtin one is, with its message, in plain words
     assert "reply status" not in page
     assert "Score: 4 / 7" in page
+    # Markdown is rendered (raw HTML in it shown as text), links only to http(s), images as alt text
+    assert "<strong>Read</strong>" in page and '<a href="https://pytorch.org">this</a>' in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="javascript' not in page and "pixel.png" not in page and "a tracker" in page
+    assert '<span class="k">def</span>' in page  # code is highlighted
 
 
 # -- the sandbox's command line ------------------------------------------------------------------------
@@ -626,7 +686,7 @@ print(json.dumps(shown))
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
-    verdicts = {gid: plan.verdict(shown.get(gid, [])) for gid, plan in plans.items()}
+    verdicts = {gid: plan.verdict(shown.get(gid, []))[0] for gid, plan in plans.items()}
     assert verdicts["test_conv_size"] is not None and "dilation" in verdicts["test_conv_size"], verdicts
     assert verdicts["test_pool_size"] is None  # what the attack did not touch still passes
 

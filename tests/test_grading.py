@@ -3,9 +3,11 @@
 In a temporary course directory: regenerate the student release and compare it with the
 committed notebooks/; check the release leaks no solution or hidden test; grade, with
 `cvcourse grade` (nbgrader's autograde with each kernel in a sandbox), the instructor solution
-(full marks), the untouched release (zero) and crafted submissions from tests/submissions/ (each
-with the scores its expected.json states; one that hard-codes the visible tests' answers must
-pass them and still get zero).
+(full marks) and crafted submissions from tests/submissions/ (each with the scores its
+expected.json states). Every assignment has one, ``hardcoded``, that hard-codes the visible tests'
+answers: it must pass them and still get zero on every cell, which says more than the untouched
+release getting zero would (its stubs fail the visible tests already; the sandbox catalogue grades
+an untouched release too).
 """
 
 from __future__ import annotations
@@ -100,7 +102,6 @@ def graded(course):
     crafted = sorted(p for p in (REPO / "tests" / "submissions" / assignment).glob("*") if p.is_dir())
     _submit(course, assignment, "solution", {name: nbformat.read(p, as_version=4) for name, p in
                                              _notebooks(course / "solutions" / assignment).items()})
-    _submit(course, assignment, "blank", _release(course, assignment))
     for folder in crafted:
         _submit(course, assignment, folder.name, _crafted(course, assignment, folder))
     result = subprocess.run([sys.executable, "-m", "cvcourse", "grade", assignment, str(course / "submissions"),
@@ -156,11 +157,6 @@ class RoundTrip:
         assert submission.score == submission.max_score, _cell_scores(gradebook, assignment, "solution")
         assert not submission.needs_manual_grade
 
-    def test_untouched_release_gets_zero(self, graded):
-        gradebook, assignment, _ = graded
-        scores = _cell_scores(gradebook, assignment, "blank")
-        assert scores and all(score == 0 for score, _ in scores.values()), scores
-
     def test_crafted_submissions_get_their_expected_scores(self, graded):
         """Each crafted submission's folder states, in expected.json, its score on every graded cell."""
         gradebook, assignment, crafted = graded
@@ -174,8 +170,7 @@ class RoundTrip:
     def test_hardcoded_visible_answers_pass_visible_tests_but_fail_hidden_ones(self, graded, course):
         gradebook, assignment, crafted = graded
         course, _ = course
-        if "hardcoded" not in crafted:
-            pytest.skip(f"no tests/submissions/{assignment}/hardcoded submission")
+        assert "hardcoded" in crafted, f"tests/submissions/{assignment}/hardcoded is missing"
         # It really does pass what the student can see: in the notebook the grader ran (kept in
         # nbgrader's autograded/ layout), every graded cell's visible tests ran without an error.
         executed = _notebooks(course / "graded" / "autograded" / "hardcoded" / assignment)
@@ -194,3 +189,46 @@ class RoundTrip:
 
 for _assignment in ASSIGNMENTS:
     globals()[f"Test_{_assignment}"] = type(f"Test_{_assignment}", (RoundTrip,), {"assignment": _assignment})
+
+
+# -- one score whatever the grading host ------------------------------------------------------------
+
+DEVICE_BUG = "\n_honest = topk_error\n\n\ndef topk_error(logits, target, k):\n" \
+             "    return _honest(logits + torch.zeros(logits.shape[-1]), target, k)  # a CPU tensor: fails on CUDA\n"
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
+def test_grading_with_the_gpu_gives_the_score_grading_without_it_gives(tmp_path):
+    """``--gpu`` adds 01's CUDA cases; a submission that fails only there gets a note, and the same
+    score as on a CPU-only host."""
+    assignment = "01_topk"
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment)
+    generate(course, [assignment])
+    solution = {name: nbformat.read(p, as_version=4) for name, p in _notebooks(course / "solutions" / assignment).items()}
+    _submit(course, assignment, "solution", solution)
+    buggy = json.loads(json.dumps(solution))
+    cell = next(c for nb in buggy.values() for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
+    cell["source"] = "".join(cell["source"]) + DEVICE_BUG
+    _submit(course, assignment, "device_bug", {n: nbformat.from_dict(nb) for n, nb in buggy.items()})
+    reports = {}
+    for host, extra in (("cpu", []), ("gpu", ["--gpu"])):
+        done = subprocess.run([sys.executable, "-m", "cvcourse", "grade", assignment, str(course / "submissions"),
+                               "--course", str(course), "--out", str(tmp_path / host), "--jobs", "1", *extra],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert ("GPU: " in done.stdout) == (host == "gpu"), done.stdout
+        reports[host] = json.loads((tmp_path / host / "report.json").read_text())["students"]
+    for student in ("solution", "device_bug"):
+        assert reports["gpu"][student]["score"] == reports["cpu"][student]["score"] == 7, reports
+    notes = reports["gpu"]["device_bug"]["notes"]
+    assert any("on CUDA (not counted)" in n for n in notes), notes
+    assert not any("CUDA" in n for n in reports["cpu"]["device_bug"]["notes"] + reports["gpu"]["solution"]["notes"])

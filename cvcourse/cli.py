@@ -1,4 +1,4 @@
-"""Command line: ``cvcourse release``, ``check``, ``grade``, ``review`` (``--help`` on each)."""
+"""Command line: ``cvcourse release``, ``check``, ``grade``, ``review``, ``export`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -152,6 +152,26 @@ def _review(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .export import ExportError, export
+
+    out = (args.out or Path("graded") / args.assignment).resolve()
+    try:
+        summary, notes = export(out, args.assignment, args.format, to=args.to, mapping=args.mapping, key=args.key,
+                                title=args.title, canvas_id=args.canvas_id, points_possible=args.points_possible,
+                                allow_unmatched=args.allow_unmatched)
+    except ExportError as exc:  # bad input (2); students that do not match (1): nothing written
+        print(f"cvcourse export: {exc}", file=sys.stderr)
+        return exc.code
+    except OSError as exc:  # a --to that cannot be written
+        print(f"cvcourse export: cannot write {exc.filename or args.to}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"cvcourse export: warning: {note}", file=sys.stderr)
+    print(summary)
+    return 0
+
+
 def main(argv=None) -> int:
     import os
 
@@ -200,6 +220,25 @@ def main(argv=None) -> int:
     p.add_argument("--refresh", action="store_true",
                    help="rewrite grades.csv, the report and the feedback from the gradebook (after formgrader)")
     p.set_defaults(run=_review)
+    p = sub.add_parser("export", help="the gradebook's grades for an LMS (canvas, moodle, gradescope), or the "
+                                      "feedback pages as zips (feedback-zip, moodle-feedback)")
+    p.add_argument("assignment")
+    p.add_argument("format", help="canvas | moodle | gradescope | feedback-zip | moodle-feedback")
+    p.add_argument("--out", type=Path, help="the graded batch (default: graded/ASSIGNMENT)")
+    p.add_argument("--to", type=Path, help="where to write (default: OUT/export/canvas.csv, moodle.csv, gradescope/, "
+                                           "feedback/ or moodle-feedback.zip)")
+    p.add_argument("--mapping", type=Path, help="canvas, moodle: CSV mapping each student id to the LMS's identity "
+                                                "columns (Canvas's own gradebook export will do)")
+    p.add_argument("--key", default="student", help="the mapping's column holding the student ids (default: student)")
+    p.add_argument("--title", help="canvas, moodle: the assignment's name in the LMS (default: ASSIGNMENT)")
+    p.add_argument("--canvas-id", help="canvas: the assignment's Canvas id (the number in its URL); the column is "
+                                       "then 'TITLE (ID)', which Canvas matches")
+    p.add_argument("--points-possible", action="store_true",
+                   help="canvas: add Canvas's 'Points Possible' row (Canvas sets the assignment's points from it)")
+    p.add_argument("--allow-unmatched", action="store_true",
+                   help="export the students that match and warn about the rest (graded students missing from the "
+                        "mapping, mapping rows without a grade, students not graded), instead of failing")
+    p.set_defaults(run=_export)
     args = parser.parse_args(argv)
     if getattr(args, "jobs", 1) < 1:
         parser.error("--jobs must be at least 1")

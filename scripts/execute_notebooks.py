@@ -18,6 +18,7 @@ After editing a solution notebook, regenerate the student release too:
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,8 +50,17 @@ def course_notebooks() -> list[Path]:
 
 def run(nb: nbformat.NotebookNode, folder: Path) -> None:
     """Execute ``nb`` top to bottom in a fresh kernel whose working directory is ``folder``."""
-    # kernel_name "python3" resolves to this interpreter (jupyter_client maps it to sys.executable)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    from jupyter_client import KernelManager
+
+    with tempfile.TemporaryDirectory(prefix="execute-notebooks-") as sockets:
+        # kernel_name "python3" resolves to this interpreter (jupyter_client maps it to sys.executable);
+        # Unix sockets, not TCP: nothing listens on the network, and ipykernel has no reason to warn
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+        try:
+            NotebookClient(nb, km=km, timeout=600, resources={"metadata": {"path": str(folder)}}).execute()
+        finally:  # a client given its manager leaves the kernel running
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
 
 
 def execute(path: Path) -> float:

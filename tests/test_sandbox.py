@@ -230,9 +230,11 @@ found = None
 targets = {[str(ctx.course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), str(ctx.out / ".template"),
             str(ctx.out / "gradebook.db"), str(REPO / "solutions")]!r}
 candidates = [t for t in targets if os.path.exists(t)]
+import sys  # the Python installation is bound read-only by design and holds no course file: not walked
+skip = {"/usr", "/proc", "/sys", "/dev", sys.prefix, sys.base_prefix, os.path.realpath(sys.prefix)}
 for top in ("/", "/tmp", "/root", "/work", "/home", "/srv", "/var"):
     for root, dirs, files in os.walk(top):
-        dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/usr", "/proc", "/sys", "/dev")]
+        dirs[:] = [d for d in dirs if os.path.join(root, d) not in skip]
         candidates += [os.path.join(root, f) for f in files if f.endswith((".ipynb", ".db"))]
 for path in candidates:
     try:

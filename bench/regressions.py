@@ -80,12 +80,13 @@ def plant(regression: Regression, folder: Path) -> Path:
     return folder
 
 
-def check(notebooks: tuple[str, ...], overlay: Path | None = None) -> dict:
-    """Run the test command on ``notebooks`` (cvlib taken from ``overlay`` when given)."""
+def check(notebooks: tuple[str, ...], overlay: Path | None = None, first_failure: bool = False) -> dict:
+    """Run the test command on ``notebooks`` (cvlib taken from ``overlay`` when given); with
+    ``first_failure``, stop at the first cell that fails (enough to show the bug is caught)."""
     env = dict(os.environ)
     if overlay is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(overlay), *filter(None, [env.get("PYTHONPATH")])])
-    command = [sys.executable, "-m", "pytest", *notebooks, "-n0", "-q"]
+    command = [sys.executable, "-m", "pytest", *notebooks, "-n0", "-q", *(["-x"] if first_failure else [])]
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -96,12 +97,12 @@ def check(notebooks: tuple[str, ...], overlay: Path | None = None) -> dict:
             "summary": re.sub(r"\x1b\[[0-9;]*m", "", summary[-1]) if summary else proc.stderr[-300:]}
 
 
-def run(names: list[str], *, baseline: bool = True, log=print) -> dict:
+def run(names: list[str], *, baseline: bool = True, first_failure: bool = False, log=print) -> dict:
     results = {}
     for name in names:
         r = BY_NAME[name]
         with tempfile.TemporaryDirectory() as tmp:
-            outcome = check(r.notebooks, plant(r, Path(tmp)))
+            outcome = check(r.notebooks, plant(r, Path(tmp)), first_failure)
         outcome["caught"] = outcome["returncode"] != 0 and bool(outcome["failed_cells"])
         results[name] = {"what": r.what, "notebooks": list(r.notebooks), **outcome}
         log(f"  {name}: {'caught' if outcome['caught'] else 'NOT CAUGHT'} ({len(outcome['failed_cells'])} cells, "

@@ -68,7 +68,7 @@ def test_environment_sets_unsets_and_restores(monkeypatch):
 def test_a_forgotten_model_eval_fails_the_notebook_check():
     """A real bug in cvlib (evaluate() leaves BatchNorm in training mode) changes a stored output
     of chapter 01, and nbval fails on it. (The clean notebook passes: the suite checks it too.)"""
-    result = regressions.run(["eval"], baseline=False, log=lambda _: None)["regressions"]["eval"]
+    result = regressions.run(["eval"], baseline=False, first_failure=True, log=lambda _: None)["regressions"]["eval"]
     assert result["caught"], result["summary"]
     assert all(cell.startswith("book/01_topk.ipynb::Cell ") for cell in result["failed_cells"])
 

@@ -35,7 +35,7 @@ from helpers import REPO
 # The jupyter-book executable of the environment running the tests.
 JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
 CHAPTER = "book/01_topk.html"
-REPO_URL = "https://github.com/cv-fundamentals/cv-fundamentals"
+REPO_URL = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -268,15 +268,23 @@ def test_chapter_page_renders(visit, server, site: Path):
     assert page.request.get(f"{server}/book/{href}").ok, f"cannot download {href}"
 
     # Launch, repository and issues buttons point at the course repository.
-    notebook = "cv-fundamentals/cv-fundamentals/blob/main/book/01_topk.ipynb"
+    owner_name = REPO_URL.removeprefix("https://github.com/")
+    notebook = f"{owner_name}/blob/main/book/01_topk.ipynb"
     for selector in [
         f'a[href="https://colab.research.google.com/github/{notebook}"]',
-        'a[href="https://mybinder.org/v2/gh/cv-fundamentals/cv-fundamentals/main'
+        f'a[href="https://mybinder.org/v2/gh/{owner_name}/main'
         '?urlpath=tree/book/01_topk.ipynb"]',
         f'a[href="{REPO_URL}"]',
         f'a[href^="{REPO_URL}/issues/new"]',
     ]:
         assert page.locator(selector).count() >= 1, f"missing button {selector}"
+
+    # The sidebar numbers the chapters ("1. Top-k error ..."), as the text refers to them.
+    titles = page.evaluate("""() => [...document.querySelectorAll('nav.bd-links p.caption + ul > li.toctree-l1 > a')]
+        .map(a => a.textContent.trim())""")
+    assert len(titles) == len(CHAPTERS), titles
+    for number, title in enumerate(titles, 1):
+        assert re.match(rf"{number}\. \S", title), title
 
     # Everything (also what MathJax loaded later) came from localhost, and no
     # script failed.
@@ -300,12 +308,50 @@ _TOC = yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf-8"))
 CHAPTERS = sorted(f"{name}.html" for name in _toc_files(_TOC) if name != _TOC["root"])
 
 
+# Blocks wider than their box (they would scroll sideways); collapsed ones measure 0.
+OVERFLOWING_JS = """() => [...document.querySelectorAll('main pre')]
+  .filter(p => p.scrollWidth > p.clientWidth + 1)
+  .map(p => p.textContent.split('\\n').find(line => line.length > 0).slice(0, 80))"""
+# Every figure of a cell's output: its alt text and whether it has a caption.
+FIGURES_JS = """() => [...document.querySelectorAll('main .cell_output img')]
+  .map(img => ({src: img.getAttribute('src'), alt: img.getAttribute('alt') || '',
+                caption: (img.closest('figure')?.querySelector('figcaption')?.textContent || '').trim()}))"""
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_every_chapter_renders(visit, server, chapter):
     """Each chapter page: nothing requested from elsewhere, no JavaScript error, its math
-    typeset, no raw TeX, its figures loaded (chapter 01 gets the full check above)."""
+    typeset, no raw TeX, its figures loaded (chapter 01 gets the full check above); it opens on
+    the content, with captioned figures and no block that scrolls sideways at 1280 px; it links
+    its assignment; it ends with questions whose answers open on request."""
     page = visit.page
     page.goto(f"{server}/{chapter}", wait_until="load")
     assert _remote_requests(visit.requests) == [], "requests left localhost"
     _check_rendered(page, server, min_math=0)
+
+    # The first thing on the page is the chapter's text, the set-up code one click away.
+    first_cell = page.locator("main .cell").first
+    assert first_cell.locator("details.hide-input, details").count() >= 1, "the first code cell is not collapsed"
+    assert page.locator("main section h1 ~ p, main section h1 ~ ul").first.is_visible()
+
+    assert page.evaluate(OVERFLOWING_JS) == [], "blocks that scroll sideways at 1280 px"
+    for figure in page.evaluate(FIGURES_JS):
+        assert figure["caption"], f"figure {figure['src']} has no caption"
+        assert len(figure["alt"]) > 20 and not figure["alt"].endswith(".png"), (
+            f"figure {figure['src']} has no real alt text: {figure['alt']!r}")
+
+    # The assignment: a link that downloads the student notebook.
+    topic = chapter.removeprefix("book/").removesuffix(".html")
+    download = page.locator(f'a.download[href$="{topic}.ipynb"]')
+    assert download.count() >= 1, f"no download link to notebooks/{topic}/{topic}.ipynb"
+    href = download.first.get_attribute("href")
+    assert page.request.get(f"{server}/book/{href}").ok, f"cannot download {href}"
+
+    # Check yourself: at least 5 questions; an answer is hidden until the reader opens it.
+    assert page.locator("main .exercise").count() >= 5, "fewer than 5 questions"
+    solution = page.locator("main .solution.dropdown").first
+    body = solution.locator("section").first
+    assert not body.is_visible(), "an answer is shown before the reader asks for it"
+    solution.locator(".admonition-title").click()
+    body.wait_for(state="visible")
     assert visit.errors == [], visit.errors

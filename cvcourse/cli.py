@@ -67,9 +67,9 @@ def _grade(args) -> int:
 
     try:
         limits = Limits(cell_timeout=args.cell_timeout, wall=args.wall, cpu=args.cpu, memory_mb=args.memory_mb,
-                        output_kb=args.output_kb)
+                        output_kb=args.output_kb, processes=args.processes)
     except ValueError as exc:  # names the limit, e.g. "Limits.cpu must be a positive int, got 0"
-        print(f"cvcourse grade: {exc} (--cell-timeout, --wall, --cpu, --memory-mb, --output-kb)", file=sys.stderr)
+        print(f"cvcourse grade: {exc} (--cell-timeout, --wall, --cpu, --memory-mb, --output-kb, --processes)", file=sys.stderr)
         return 2
     out = args.out or Path("graded") / args.assignment
     batch = Batch(course=args.course.resolve(), assignment=args.assignment, submissions=args.submissions.resolve(),
@@ -198,6 +198,8 @@ def main(argv=None) -> int:
     p.add_argument("--cpu", type=int, default=600, help="CPU seconds per kernel")
     p.add_argument("--memory-mb", type=int, default=4096, help="kernel memory (data segment) limit")
     p.add_argument("--output-kb", type=int, default=1024, help="output kept per notebook")
+    p.add_argument("--processes", type=int, default=256,
+                   help="processes and threads of the whole sandbox, where the host offers cgroups (pids.max)")
     p.add_argument("--gpu", action="store_true", help="pass the host's NVIDIA devices into the sandbox")
     p.add_argument("--force", action="store_true", help="grade again even the submissions already graded")
     p.add_argument("--due", type=_utc, help="due date, e.g. '2026-12-01 23:59:00 UTC' (default: the one the course's "

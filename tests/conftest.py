@@ -28,12 +28,12 @@ torch.set_num_threads(1)
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """``-n auto`` (pyproject.toml): two pytest-xdist workers per usable CPU. Much of the suite
-    waits rather than computes (kernels starting, sandboxed submissions timing out, a browser,
-    nested commands): on the 2-core CI machine the CPUs were busy 58 % of the test command's time
-    with 2 workers (679 s) and 61 % with 3 (642 s)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 2 * cpus
+    """``-n auto`` (pyproject.toml): one pytest-xdist worker per usable CPU, plus one. Much of the
+    suite waits rather than computes (kernels starting, sandboxed submissions timing out, a
+    browser, nested commands): with one worker per core, the 2-core CI machine's CPUs were busy
+    58 % of the test command's time (679 s); with one more, 61 % (642 s); two per core took 674 s
+    (the run-to-run spread there is about 7 %)."""
+    return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
 
 
 def _write_pickle(path: Path, obj) -> str:

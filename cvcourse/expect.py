@@ -35,7 +35,7 @@ def _rounded(value: Any) -> Any:
 
 def _show(value: Any) -> str:
     """``repr(value)`` on one line, cut to a readable length (a tensor with its shape and dtype)."""
-    if type(value).__module__.startswith("torch") and hasattr(value, "shape") and hasattr(value, "dtype"):
+    if _is_tensor(value):
         text = f"tensor of shape {tuple(value.shape)}, {value.dtype}: {_rounded(value.detach().cpu().tolist())!r}"
     else:
         text = repr(value)

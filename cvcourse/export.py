@@ -242,6 +242,14 @@ def _names(items: list[str], limit: int = 20) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def _refuse_or_note(problems: list[str], allow_unmatched: bool, others: str = "exports the others") -> list[str]:
+    """Students that do not match: an :class:`Unmatched` error naming them (nothing is written),
+    or, with ``allow_unmatched``, the notes to print."""
+    if problems and not allow_unmatched:
+        raise Unmatched("; ".join(problems) + f"; nothing written (--allow-unmatched {others})")
+    return problems
+
+
 def match(assignments: list[str], grades: list[Grade], mapping: dict[str, dict], source: str,
           allow_unmatched: bool) -> tuple[dict[tuple[str, str], Grade], list[str]]:
     """``{(student, assignment): grade}`` for the students of the mapping, and the warnings: the
@@ -257,9 +265,7 @@ def match(assignments: list[str], grades: list[Grade], mapping: dict[str, dict],
     if ungraded:
         problems.append(f"{len(ungraded)} student(s) of the mapping without a grade in the gradebook "
                         f"(no submission, or not graded): {_names(ungraded)}")
-    if problems and not allow_unmatched:
-        raise Unmatched("; ".join(problems) + "; nothing written (--allow-unmatched exports the others)")
-    return {k: g for k, g in by_key.items() if k[0] in mapping}, problems
+    return {k: g for k, g in by_key.items() if k[0] in mapping}, _refuse_or_note(problems, allow_unmatched)
 
 
 def _write(path: Path, text: str) -> None:
@@ -560,11 +566,9 @@ def moodle_feedback_zip(out: Path, assignment: str, target: Path, allow_unmatche
             continue
         members += [(f"{m['name']}_{m['participant']}_assignfeedback_file_{p.name}", p) for p in pages]
     if other:
-        problem = (f"{len(other)} student id(s) without a Moodle participant number ('Full Name_1234', as "
-                   f"Moodle's download names them): {_names(other)}")
-        if not allow_unmatched:
-            raise Unmatched(problem + "; nothing written (--allow-unmatched zips the others)")
-        notes.append(problem)
+        notes += _refuse_or_note([f"{len(other)} student id(s) without a Moodle participant number ('Full Name_1234', "
+                                  f"as Moodle's download names them): {_names(other)}"], allow_unmatched,
+                                 "zips the others")
     if not members:
         raise ExportError(f"no feedback to zip for Moodle in {out / 'feedback'}")
     _zip(target, members)
@@ -613,15 +617,10 @@ def export(out: Path, assignment: str, fmt: str, *, to: Path | None = None, mapp
                           f"the {'Canvas' if fmt == 'canvas' else 'Moodle'} identity columns (see README)")
     target = to if to is not None else out / "export" / _DEFAULT_TO[fmt]
     with open_gradebook(out) as gb:  # refuses a folder without a gradebook, for every format
-        names, grades = read_grades(gb, [assignment])
-        notes = []
+        _, grades = read_grades(gb, [assignment])
         failed = _not_graded(out, assignment)
-        if failed:
-            problem = (f"{len(failed)} student(s) not graded (a grader-side error; run cvcourse grade again): "
-                       f"{_names(failed)}")
-            if not allow_unmatched:
-                raise Unmatched(problem + "; nothing written (--allow-unmatched exports the others)")
-            notes.append(problem)
+        notes = _refuse_or_note([f"{len(failed)} student(s) not graded (a grader-side error; run cvcourse grade "
+                                 f"again): {_names(failed)}"] if failed else [], allow_unmatched)
         if fmt == "feedback-zip":
             zips, more = feedback_zips(out, assignment, target)
             return f"{assignment}: {len(zips)} feedback zip(s) in {target}", notes + more

@@ -383,9 +383,12 @@ def timestamp(folder: Path) -> tuple[datetime | None, str | None]:
     from nbgrader.utils import parse_utc
 
     path = folder / "timestamp.txt"
-    if not path.is_file() or path.is_symlink():
+    if not os.path.lexists(path):
         return None, None
-    text = path.read_bytes()[:200].decode("utf-8", "replace").strip()
+    data = integrity.small_file(path, limit=200)  # bounded, no link, no pipe
+    if data is None:
+        return None, "timestamp.txt is not a regular file of at most 200 bytes; graded as on time"
+    text = data.decode("utf-8", "replace").strip()
     try:
         return parse_utc(text), None
     except (ValueError, OverflowError, TypeError) as exc:

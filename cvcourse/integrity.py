@@ -122,7 +122,7 @@ def find_notebooks(folder: Path, releases: dict[str, nbformat.NotebookNode]
         rel = path.relative_to(folder).as_posix()
         if problem:
             notes.append(f"ignored {rel}: {problem}")
-        elif rel in ("timestamp.txt", "submission_secret.txt"):
+        elif rel in EXCHANGE_FILES:
             continue  # nbgrader submit's own files: the time (late work) and the key of the feedback
         elif not path.name.lower().endswith(".ipynb"):
             notes.append(f"ignored extra file {rel}")
@@ -185,6 +185,25 @@ def find_notebooks(folder: Path, releases: dict[str, nbformat.NotebookNode]
     notes += [f"missing notebook {name} (graded zero)" for name in missing]
     notes += [f"ignored extra notebook {p.relative_to(folder).as_posix()}" for p in unknown]
     return found, notes, flags
+
+
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")  # written by nbgrader submit, kept by collect
+
+
+def small_file(path: Path, limit: int = 1024) -> bytes | None:
+    """The bytes of a regular file of at most ``limit`` bytes (not through a symbolic link, never
+    blocking on a pipe), else None: how a submission's small files (``EXCHANGE_FILES``) are read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None
 
 
 def read_cells(path: Path) -> list[dict]:

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import shutil
-import stat
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import nbformat
 
 from . import feedback
+from .integrity import EXCHANGE_FILES, small_file
 from .record import NotebookScore, StudentResult
 
 if TYPE_CHECKING:
@@ -184,24 +184,6 @@ def write_feedback(out: Path, assignment: str, result: StudentResult, scores: di
         (target / "feedback.html").write_text(feedback.summary_page(result, assignment))
 
 
-EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")  # written by nbgrader submit, kept by collect
-
-
-def _small_file(path: Path, limit: int = 1024) -> bytes | None:
-    """The bytes of a regular file of at most ``limit`` bytes (not through a symbolic link), else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = os.read(fd, limit + 1)
-    finally:
-        os.close(fd)
-    return data if len(data) <= limit else None
-
-
 def _keep_autograded(source: Path, target: Path, submitted: Path) -> None:
     """Keep the executed notebooks in nbgrader's layout (``autograded/STUDENT/ASSIGNMENT/``), for
     review. The source of each cell is the rebuilt submission's, hidden tests included (the
@@ -211,7 +193,7 @@ def _keep_autograded(source: Path, target: Path, submitted: Path) -> None:
     ``submission_secret.txt`` (regular files of at most 1 KiB; the secret names the student's
     feedback in the exchange, where ``nbgrader release_feedback`` puts it)."""
     shutil.rmtree(target, ignore_errors=True)
-    kept = {name: _small_file(submitted / name) for name in EXCHANGE_FILES}
+    kept = {name: small_file(submitted / name) for name in EXCHANGE_FILES}
     if source.is_dir() or any(kept.values()):
         target.mkdir(parents=True)
     for name, data in kept.items():

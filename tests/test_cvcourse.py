@@ -749,3 +749,17 @@ def test_feedback_refuses_figures_that_decode_to_gigapixels():
     huge = {"output_type": "display_data", "data": {"image/png": base64.b64encode(png(30000, 30000)).decode()}}
     assert feedback._output(small).startswith("<img")
     assert "too large" in feedback._output(huge) and "<img" not in feedback._output(huge)
+
+
+def test_timestamp_is_read_bounded_and_says_when_it_cannot_be(tmp_path):
+    from cvcourse.grade import timestamp
+
+    assert timestamp(tmp_path) == (None, None)  # no file: nothing to say
+    (tmp_path / "timestamp.txt").write_text("2026-12-01 23:59:00.000000 UTC")
+    when, note = timestamp(tmp_path)
+    assert note is None and when.year == 2026 and when.hour == 23
+    (tmp_path / "timestamp.txt").write_text("2026-12-01 " + " " * 10_000_000)  # 10 MB: not read whole
+    assert timestamp(tmp_path) == (None, "timestamp.txt is not a regular file of at most 200 bytes; graded as on time")
+    (tmp_path / "timestamp.txt").unlink()
+    (tmp_path / "timestamp.txt").symlink_to("/etc/hostname")
+    assert timestamp(tmp_path)[1].startswith("timestamp.txt is not a regular file")

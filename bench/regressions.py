@@ -56,11 +56,11 @@ REGRESSIONS = (
                "train.py", '    model.eval()\n    return _run_epoch(', '    return _run_epoch(',
                ("book/01_topk.ipynb",)),
     Regression("momentum", "momentum dropped from `cvlib.optimizers.SGD` (the buffer is never used)",
-               "optimizers.py", '        mu = group["momentum"]\n        g = grad + group["weight_decay"] * p',
-               '        mu = 0.0\n        g = grad + group["weight_decay"] * p', ("book/08_optimizers.ipynb",)),
+               "optimizers.py", '        mu, wd = group["momentum"], group["weight_decay"]\n',
+               '        mu, wd = 0.0, group["weight_decay"]\n', ("book/08_optimizers.ipynb",)),
     Regression("weight-decay", "weight decay halved in `cvlib.optimizers.SGD` (`0.5 * weight_decay`)",
-               "optimizers.py", '        mu = group["momentum"]\n        g = grad + group["weight_decay"] * p',
-               '        mu = group["momentum"]\n        g = grad + 0.5 * group["weight_decay"] * p',
+               "optimizers.py", '            grad = grad.add(p, alpha=wd)  # g + lambda theta\n',
+               '            grad = grad.add(p, alpha=0.5 * wd)  # g + lambda theta\n',
                ("book/08_optimizers.ipynb",)),
 )
 BY_NAME = {r.name: r for r in REGRESSIONS}

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._checks import floating_tensor
 from .loaders import random_crop_flip  # noqa: F401  (defined with the device loader, used here)
 
 __all__ = ["PAPER_LRN", "local_response_norm", "LocalResponseNorm", "LeNet5", "AlexNet",
@@ -41,24 +42,24 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
         input: ``Tensor[N, C, *]`` floating, at least 3 dims (channels on dim 1).
         size: number of neighbouring channels ``n`` in the window, ``>= 1``.
     Returns:
-        ``Tensor`` of the same shape and dtype.
+        ``Tensor`` of the same shape, dtype and memory format (float16/bfloat16 are computed in
+        float32, as torch does).
     """
-    if not isinstance(input, Tensor):
-        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-    if not input.is_floating_point():
-        raise TypeError(f"input must have a floating dtype, got {input.dtype}")
+    floating_tensor(input, "input")
     if input.ndim < 3:
         raise ValueError(f"input must have shape [N, C, *] with at least 3 dims, got {tuple(input.shape)}")
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"size must be an int, got {type(size).__name__}")
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    channels = input.shape[1]
-    squares = input.pow(2).movedim(1, -1)  # [N, *, C]
+    # float16/bfloat16 are computed in float32 and rounded once, as torch's CPU kernels do
+    x = input.float() if input.dtype in (torch.float16, torch.bfloat16) else input
+    channels = x.shape[1]
+    squares = x.pow(2).movedim(1, -1)  # [N, *, C]
     squares = F.pad(squares, (size // 2, (size - 1) // 2))  # [N, *, C + size - 1], zeros outside
     # window_sum[..., c] = sum of squares[..., c + j] for j < size: channels c - size//2 ... c + (size-1)//2
     window_sum = sum(squares[..., j:j + channels] for j in range(size)).movedim(-1, 1)  # [N, C, *]
-    return input / (k + alpha / size * window_sum).pow(beta)
+    return (x / (k + alpha / size * window_sum).pow(beta)).to(input.dtype)
 
 
 class LocalResponseNorm(nn.Module):

@@ -4,7 +4,20 @@ A sample is an image ``Tensor[C, H, W]`` (float, values in [0, 1]), boxes ``Tens
 ``(x1, y1, x2, y2)`` pixel-edge coordinates (0-based, ``x2``/``y2`` exclusive: torchvision's XYXY)
 and labels ``Tensor[N]``. Each random transform draws its parameters **once** from the
 ``torch.Generator`` it is given, then applies the same deterministic kernel to image and boxes,
-the design of ``torchvision.transforms.v2``. Kernels match v2's functional API (tests check it).
+the design of ``torchvision.transforms.v2``. Kernels match v2's functional API (tests check it):
+same pixels and boxes for float16, bfloat16, float32 and float64 boxes, and for zero boxes.
+
+Deliberate differences from v2 (teaching simplifications; each is refused with a clear error, and
+tested in ``tests/test_box_transforms.py``):
+
+* One image ``[C, H, W]`` of a floating dtype, and floating boxes (v2 also takes batches and
+  uint8 images, integer boxes). Wrong types raise ``TypeError``, wrong shapes ``ValueError``.
+* ``crop`` drops the boxes whose centre leaves the window (v2's ``F.crop`` only clamps them and
+  leaves the dropping to ``SanitizeBoundingBoxes``).
+* ``resize`` takes an explicit ``(height, width)`` (v2 also takes one int, the shorter side);
+  ``pad`` takes non-negative amounts (v2 crops for negative ones).
+* ``adjust_hsv`` needs a finite ``hue`` in [-0.5, 0.5] (as v2's ``adjust_hue``) and finite
+  ``saturation``, ``value`` >= 0 (v2 lets NaN through, to a NaN image).
 """
 
 from __future__ import annotations
@@ -18,6 +31,8 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 from torchvision.ops import box_iou
+
+from ._checks import floating_tensor, tensor
 
 __all__ = [
     "Sample", "load_photos", "horizontal_flip", "crop", "pad", "resize", "letterbox", "adjust_hsv",
@@ -39,16 +54,32 @@ class Sample(NamedTuple):
 
 
 def _check(sample: Sample) -> None:
+    if not isinstance(sample, tuple) or len(sample) != 3:
+        raise TypeError(f"sample must be a Sample(image, boxes, labels), got {type(sample).__name__}")
     image, boxes, labels = sample
-    if not isinstance(image, Tensor) or image.ndim != 3 or not image.is_floating_point():
-        raise ValueError("image must be a floating Tensor[C, H, W], "
-                         f"got {getattr(image, 'shape', type(image))}")
-    if (not isinstance(boxes, Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4
-            or not boxes.is_floating_point()):
-        raise ValueError(f"boxes must be a floating Tensor[N, 4], got {getattr(boxes, 'shape', type(boxes))}")
-    if not isinstance(labels, Tensor) or labels.shape != boxes.shape[:1]:
-        raise ValueError(f"labels must be a Tensor[{len(boxes)}] aligned with boxes, "
-                         f"got {getattr(labels, 'shape', type(labels))}")
+    floating_tensor(image, "image")
+    if image.ndim != 3:
+        raise ValueError(f"image must have shape [C, H, W] (one image), got {tuple(image.shape)}")
+    _check_boxes(boxes)
+    tensor(labels, "labels")
+    if labels.shape != boxes.shape[:1]:
+        raise ValueError(f"labels must have shape [{len(boxes)}], aligned with boxes, "
+                         f"got {tuple(labels.shape)}")
+
+
+def _check_boxes(boxes: Tensor) -> None:
+    floating_tensor(boxes, "boxes")
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape [N, 4], got {tuple(boxes.shape)}")
+
+
+def _check_number(value, name: str, low: float | None = None, high: float | None = None) -> None:
+    """A finite real number (not a bool) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+        bounds = [f">= {low}"] * (low is not None) + [f"<= {high}"] * (high is not None)
+        raise ValueError(f"{name} must be a finite number {' and '.join(bounds)}, got {value}")
 
 
 def _check_generator(generator) -> None:
@@ -125,8 +156,12 @@ def pad(sample: Sample, left: int, top: int, right: int, bottom: int,
         fill: float | Tensor = 0.0) -> Sample:
     """Put the image on a larger canvas filled with ``fill`` (a number or Tensor[C]); boxes shift."""
     _check(sample)
+    for name, v in (("left", left), ("top", top), ("right", right), ("bottom", bottom)):
+        if type(v) is not int:
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
     if min(left, top, right, bottom) < 0:
-        raise ValueError(f"padding must be >= 0, got {(left, top, right, bottom)}")
+        raise ValueError(f"padding must be >= 0 (v2 crops for negative padding; use crop), "
+                         f"got {(left, top, right, bottom)}")
     image, boxes, labels = sample
     c, h, w = image.shape
     fill = torch.as_tensor(fill, dtype=image.dtype).reshape(-1, 1, 1)
@@ -138,17 +173,27 @@ def pad(sample: Sample, left: int, top: int, right: int, bottom: int,
 
 
 def resize(sample: Sample, size: tuple[int, int]) -> Sample:
-    """Resize to ``size = (height, width)`` (bilinear, antialiased like v2); boxes scale per axis."""
+    """Resize to ``size = (height, width)`` (bilinear, antialiased like v2); boxes scale per axis.
+
+    Half-precision boxes are scaled in float32 and rounded once, as v2; float64 boxes in float64
+    (v2 computes the scale in torch's default dtype, so with float32 there they differ by ~1e-7).
+    """
     _check(sample)
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or any(type(v) is not int for v in size):
+        raise TypeError(f"size must be (height, width), two ints (v2's single int, the shorter "
+                        f"side, is not supported), got {size!r}")
     height, width = size
     if height <= 0 or width <= 0:
         raise ValueError(f"size must be positive, got {size}")
     image, boxes, labels = sample
     h, w = image.shape[-2:]
-    out = nnf.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False,
-                          antialias=True)[0]
-    scale = boxes.new_tensor([width / w, height / h, width / w, height / h])
-    return Sample(out, boxes * scale, labels)
+    # torch's antialiased resampling has no float16/bfloat16 CPU kernel: resample in float32 (as v2)
+    work = image if image.dtype in (torch.float32, torch.float64) else image.float()
+    out = nnf.interpolate(work[None], size=(height, width), mode="bilinear", align_corners=False,
+                          antialias=True)[0].to(image.dtype)
+    exact = boxes if boxes.dtype == torch.float64 else boxes.float()  # no half-precision ratio
+    scale = exact.new_tensor([width / w, height / h, width / w, height / h])
+    return Sample(out, (exact * scale).to(boxes.dtype), labels)
 
 
 def letterbox(sample: Sample, size: int, fill: float = 0.5) -> Sample:
@@ -189,11 +234,14 @@ def adjust_hsv(image: Tensor, hue: float = 0.0, saturation: float = 1.0, value: 
     """Shift hue by ``hue`` (fraction of a turn), multiply saturation and value; clip to [0, 1].
 
     image: Tensor[3, H, W] RGB float in [0, 1]. Boxes do not move, so this is an image-only kernel.
+    ``hue`` in [-0.5, 0.5] (as v2's ``adjust_hue``), ``saturation`` and ``value`` finite, >= 0.
     """
-    if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be an RGB Tensor[3, H, W], got {getattr(image, 'shape', type(image))}")
-    if saturation < 0 or value < 0:
-        raise ValueError(f"saturation and value factors must be >= 0, got {saturation}, {value}")
+    floating_tensor(image, "image")
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be an RGB Tensor[3, H, W], got {tuple(image.shape)}")
+    _check_number(hue, "hue", -0.5, 0.5)
+    _check_number(saturation, "saturation", 0.0)
+    _check_number(value, "value", 0.0)
     h, s, v = _rgb_to_hsv(image).unbind(0)
     hsv = torch.stack([(h + hue) % 1, (s * saturation).clamp(0, 1), (v * value).clamp(0, 1)])
     return _hsv_to_rgb(hsv)
@@ -202,6 +250,8 @@ def adjust_hsv(image: Tensor, hue: float = 0.0, saturation: float = 1.0, value: 
 def rotated_box_bounds(boxes: Tensor, angle: float, center: tuple[float, float]) -> Tensor:
     """Axis-aligned box around the four rotated corners of each box (``angle`` in degrees,
     counter-clockwise on screen as in v2's ``F.rotate``). boxes Tensor[N, 4] -> Tensor[N, 4]."""
+    _check_boxes(boxes)
+    _check_number(angle, "angle")
     x1, y1, x2, y2 = boxes.unbind(1)
     corners = torch.stack([torch.stack([x1, y1], 1), torch.stack([x2, y1], 1),
                            torch.stack([x2, y2], 1), torch.stack([x1, y2], 1)], dim=1)  # [N, 4, 2]
@@ -229,6 +279,7 @@ def random_horizontal_flip(sample: Sample, generator: torch.Generator, p: float 
 def random_crop(sample: Sample, generator: torch.Generator, min_scale: float = 0.5) -> Sample:
     """A window of random size (each side a fraction in [min_scale, 1] of the image's) and place."""
     _check_generator(generator)
+    _check_number(min_scale, "min_scale", 0.0, 1.0)
     h, w = sample.image.shape[-2:]
     ch = max(1, round(h * _uniform(generator, min_scale, 1.0)))
     cw = max(1, round(w * _uniform(generator, min_scale, 1.0)))
@@ -293,8 +344,7 @@ def random_zoom_out(sample: Sample, generator: torch.Generator, max_ratio: float
     ``r`` times larger per side (r uniform in [1, max_ratio]) filled with the image's mean colour
     (or ``fill``). Objects get smaller: training data for small objects."""
     _check_generator(generator)
-    if max_ratio < 1:
-        raise ValueError(f"max_ratio must be >= 1, got {max_ratio}")
+    _check_number(max_ratio, "max_ratio", 1.0)
     if torch.rand((), generator=generator).item() >= p:
         return sample
     h, w = sample.image.shape[-2:]
@@ -320,8 +370,14 @@ def random_yolo_jitter(sample: Sample, generator: torch.Generator, jitter: float
 def random_hsv(sample: Sample, generator: torch.Generator, hue: float = 0.1, saturation: float = 1.5,
                value: float = 1.5) -> Sample:
     """YOLO's colour jitter: hue shift uniform in [-hue, hue]; saturation and value factors drawn
-    as s^u with u uniform in [-1, 1] (so in [1/s, s], as likely to halve as to double)."""
+    as s^u with u uniform in [-1, 1] (so in [1/s, s], as likely to halve as to double).
+    ``hue`` in [0, 0.5], ``saturation`` and ``value`` > 0."""
     _check_generator(generator)
+    _check_number(hue, "hue", 0.0, 0.5)
+    for name, s in (("saturation", saturation), ("value", value)):
+        _check_number(s, name, 0.0)
+        if s == 0:
+            raise ValueError(f"{name} must be > 0 (factors are drawn in [1/{name}, {name}]), got 0")
     dh = _uniform(generator, -hue, hue)
     fs = saturation ** _uniform(generator, -1, 1)
     fv = value ** _uniform(generator, -1, 1)

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Sampler
 
+from ._checks import floating_tensor, index_tensor, tensor
+
 __all__ = [
     "long_tailed_counts", "long_tailed_indices", "confusion_matrix", "per_class_recall",
     "balanced_accuracy", "oversample_indices", "undersample_indices", "class_balanced_weights",
@@ -29,10 +31,7 @@ _REDUCTIONS = ("none", "mean", "sum")
 
 
 def _check_labels(labels: Tensor, name: str = "labels", num_classes: int | None = None) -> None:
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
-        raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+    index_tensor(labels, name)
     if labels.ndim != 1:
         raise ValueError(f"{name} must have shape [N], got {tuple(labels.shape)}")
     if labels.numel() and labels.min() < 0:
@@ -42,7 +41,9 @@ def _check_labels(labels: Tensor, name: str = "labels", num_classes: int | None 
 
 
 def _check_int(value, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
+    if value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
@@ -188,8 +189,9 @@ class BalancedSampler(Sampler[int]):
 def random_translate(images: Tensor, max_shift: int, *, fill: float, generator: torch.Generator) -> Tensor:
     """Shift each image by its own random integer offset ``(dy, dx)`` in ``[-max_shift, max_shift]``,
     filling the uncovered border with ``fill``. ``images``: ``Tensor[N, C, H, W]``; same shape out."""
-    if not isinstance(images, Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be a Tensor[N, C, H, W], got {getattr(images, 'shape', type(images))}")
+    tensor(images, "images")
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape [N, C, H, W], got {tuple(images.shape)}")
     _check_int(max_shift, "max_shift", 0)
     n, _, h, w = images.shape
     s = max_shift
@@ -215,7 +217,8 @@ def effective_number_weights(counts: Tensor, beta: float) -> Tensor:
     ``beta`` in ``[0, 1)``: 0 gives equal weights, ``beta -> 1`` approaches inverse frequency.
     """
     _check_counts(counts)
-    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not 0 <= beta < 1:
+    _check_number(beta, "beta")
+    if not 0 <= beta < 1:
         raise ValueError(f"beta must be a number in [0, 1), got {beta!r}")
     n = counts.double()
     # (1 - b^n) / (1 - b), with 1 - b^n = -expm1(n log b) accurate for b close to 1; [C]
@@ -225,9 +228,9 @@ def effective_number_weights(counts: Tensor, beta: float) -> Tensor:
 
 
 def _check_counts(counts: Tensor) -> None:
-    if not isinstance(counts, Tensor) or counts.ndim != 1 or counts.numel() == 0:
-        got = getattr(counts, "shape", type(counts))
-        raise ValueError(f"counts must be a non-empty Tensor[C], got {got}")
+    tensor(counts, "counts")
+    if counts.ndim != 1 or counts.numel() == 0:
+        raise ValueError(f"counts must be a non-empty Tensor[C], got shape {tuple(counts.shape)}")
     if not (counts > 0).all():
         raise ValueError(f"counts must all be > 0, got {counts.tolist()}")
 
@@ -238,10 +241,16 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss.mean() if reduction == "mean" else loss.sum()
 
 
+def _check_number(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a Python number, got {type(value).__name__}")
+
+
 def _check_focal(gamma: float, reduction: str) -> None:
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
+    _check_number(gamma, "gamma")
+    if not gamma >= 0:  # NaN fails too
         raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
-    if reduction not in _REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
@@ -254,23 +263,31 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
 
     Args:
         inputs: ``Tensor[*]`` float logits, any shape.
-        targets: ``Tensor[*]`` float, same shape, in ``[0, 1]`` (0/1 labels; soft labels allowed).
+        targets: ``Tensor[*]`` floating (any floating dtype: the result has the promoted dtype, as
+            torchvision), same shape, in ``[0, 1]`` (0/1 labels; soft labels allowed).
         alpha: in ``[0, 1]``, or ``-1`` for no class weighting (as torchvision).
         gamma: focusing parameter ``>= 0``; ``gamma = 0`` is (alpha-weighted) binary cross-entropy.
-        reduction: ``"none"`` (``Tensor[*]``), ``"mean"`` or ``"sum"`` (0-dim).
+        reduction: ``"none"`` (``Tensor[*]``), ``"mean"`` or ``"sum"`` (0-dim; ``"mean"`` of no
+            elements is NaN, as torch).
+
+    Deliberate differences from ``torchvision.ops.sigmoid_focal_loss`` (refused with a clear error):
+    ``gamma < 0`` (torchvision computes it: a loss that grows for easy examples) and ``alpha`` or
+    ``gamma`` given as tensors (torchvision computes with 0-dim tensors) raise. Integer or bool
+    ``targets`` raise ``TypeError``, as in torchvision.
     """
-    if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
-        got = getattr(inputs, "dtype", type(inputs))
-        raise TypeError(f"inputs must be a floating-point torch.Tensor, got {got}")
-    if not isinstance(targets, Tensor) or targets.shape != inputs.shape:
-        raise ValueError(f"targets must be a Tensor of shape {tuple(inputs.shape)}, "
-                         f"got {getattr(targets, 'shape', type(targets))}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (0 <= alpha <= 1 or alpha == -1):
+    floating_tensor(inputs, "inputs")
+    floating_tensor(targets, "targets")
+    if targets.shape != inputs.shape:
+        raise ValueError(f"targets must have the shape of inputs {tuple(inputs.shape)}, "
+                         f"got {tuple(targets.shape)}")
+    _check_number(alpha, "alpha")
+    if not (0 <= alpha <= 1 or alpha == -1):
         raise ValueError(f"alpha must be in [0, 1] or -1 (no weighting), got {alpha!r}")
     _check_focal(gamma, reduction)
-    targets = targets.to(inputs.dtype)
-    # -log p_t from the logits: softplus(x) - x*t never takes the log of an underflowed p
-    ce = F.softplus(inputs) - inputs * targets
+    # -log p_t from the logits, as torch computes it: max(x, 0) - x t + log(1 + e^-|x|) with the
+    # gradient sigmoid(x) - t. The shorter softplus(x) - x t subtracts two large numbers when
+    # x >> 0 and t = 1, which in bfloat16 leaves 0 (a loss of 0.0146 at x = 4.2)
+    ce = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
     p = torch.sigmoid(inputs)
     p_t = p * targets + (1 - p) * (1 - targets)
     loss = ce * (1 - p_t) ** gamma
@@ -291,15 +308,16 @@ def softmax_focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0, weigh
         weight: optional ``Tensor[C]`` class weights (e.g. :func:`effective_number_weights`).
         reduction: ``"none"`` (``Tensor[N]``), ``"mean"`` or ``"sum"`` (0-dim).
     """
-    if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.ndim != 2:
-        got = getattr(logits, "shape", type(logits))
-        raise ValueError(f"logits must be a floating-point Tensor[N, C], got {got}")
+    floating_tensor(logits, "logits")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape [N, C], got {tuple(logits.shape)}")
     _check_labels(target, "target", logits.shape[1])
     if len(target) != len(logits):
         raise ValueError(f"target must have shape [{len(logits)}], got {tuple(target.shape)}")
-    if weight is not None and (not isinstance(weight, Tensor) or weight.shape != (logits.shape[1],)):
-        got = getattr(weight, "shape", weight)
-        raise ValueError(f"weight must be a Tensor[C={logits.shape[1]}], got {got}")
+    if weight is not None:
+        floating_tensor(weight, "weight")  # F.cross_entropy refuses integer weights too
+        if weight.shape != (logits.shape[1],):
+            raise ValueError(f"weight must have shape [C={logits.shape[1]}], got {tuple(weight.shape)}")
     _check_focal(gamma, reduction)
     log_p = F.log_softmax(logits, dim=1).gather(1, target.long()[:, None]).squeeze(1)  # [N], log p_y
     loss = -((1 - log_p.exp()) ** gamma) * log_p

@@ -1,10 +1,13 @@
 """cvlib.activations: values and gradients against torch (float32, float64, kinks, +-1e4,
-+-inf), numerical stability of softmax/log-softmax/logsumexp, modules, and bad input."""
++-inf), torch's own module test database (float16, bfloat16, channels_last, empty batches too),
+numerical stability of softmax/log-softmax/logsumexp, softmax's hand-written backward, modules,
+differences kept by design, and bad input."""
 
 from __future__ import annotations
 
 import math
 
+import module_db_parity as DB
 import pytest
 import torch
 import torch.nn.functional as F
@@ -257,3 +260,72 @@ def test_derivative_matches_closed_forms():
     phi = torch.exp(-x ** 2 / 2) / math.sqrt(2 * math.pi)
     torch.testing.assert_close(A.derivative(A.gelu, x), 0.5 * (1 + torch.erf(x / math.sqrt(2))) + x * phi)
     assert not A.derivative(A.sigmoid, x).requires_grad
+
+
+# --- torch's module test database (torch.testing._internal.common_modules.module_db) ------------
+
+TWINS = {name: getattr(A, name) for name in (
+    "ELU", "GELU", "Hardswish", "ReLU", "LeakyReLU", "ReLU6", "PReLU", "Sigmoid", "SiLU", "Softmax",
+    "LogSoftmax", "Softplus", "Tanh", "Mish", "SELU")}
+
+
+@pytest.mark.parametrize("name,dtype,training,index,layout",
+                         DB.cases(list(TWINS)) + DB.cases(list(TWINS), "channels_last")
+                         + DB.cases(list(TWINS), "empty_batch"))
+def test_module_db_sample_matches_torch(name, dtype, training, index, layout):
+    """Every sample torch's test_modules.py runs (float32/64/16, bfloat16), as given, in
+    channels_last and as an empty batch: outputs, strides, input and weight gradients."""
+    DB.check_sample(TWINS[name], name, dtype, training, index, layout)
+
+
+@pytest.mark.parametrize("name,training,index", DB.error_cases(list(TWINS)))
+def test_module_db_error_inputs_raise_what_torch_raises(name, training, index):
+    DB.check_error(TWINS[name], name, training, index)
+
+
+def test_refused_by_design():
+    """The differences from torch kept on purpose: torch accepts these, cvlib raises."""
+    x = torch.randn(2, 3)
+    assert torch.nn.ReLU(inplace=True)(x.clone()).shape == (2, 3)
+    for make in (lambda: A.ReLU(inplace=True), lambda: A.ELU(1.0, inplace=True),
+                 lambda: A.LeakyReLU(0.1, True), lambda: A.relu(x, inplace=True),
+                 lambda: A.hardswish(x, inplace=True), lambda: A.mish(x, inplace=True)):
+        with pytest.raises(ValueError, match="inplace=True is not supported"):
+            make()
+    with pytest.warns(UserWarning, match="Implicit dimension choice"):
+        torch.nn.Softmax()(x)  # torch guesses a dim (deprecated)
+    for cls in (A.Softmax, A.LogSoftmax):
+        with pytest.raises(TypeError, match="dim must be an int"):
+            cls(None)
+    assert F.softplus(x, beta=-1.0).shape == (2, 3)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        A.softplus(x, beta=-1.0)
+    empty = torch.zeros(0, 3)
+    assert F.softmax(empty, 0).shape == (0, 3)
+    for fn in (A.softmax, A.log_softmax, A.logsumexp):
+        with pytest.raises(ValueError, match="no entries along dim 0"):
+            fn(empty, 0)
+    assert A.softmax(empty, 1).shape == (0, 3)  # an empty batch is fine
+
+
+def test_softmax_backward_is_autograd_through_the_formula():
+    gen = torch.Generator().manual_seed(2)
+    x = (5 * torch.randn(6, 9, 4, generator=gen, dtype=torch.float64)).requires_grad_()
+    g = torch.randn(6, 9, 4, generator=gen, dtype=torch.float64)
+    for dim in (0, 1, -1):
+        (ours,) = torch.autograd.grad(A.softmax(x, dim), x, g)
+        e = torch.exp(x - x.amax(dim, keepdim=True).detach())
+        (ref,) = torch.autograd.grad(e / e.sum(dim, keepdim=True), x, g)  # five elementary ops
+        torch.testing.assert_close(ours, ref)
+
+
+@pytest.mark.parametrize("fn,twin", [(A.softmax, F.softmax), (A.log_softmax, F.log_softmax)])
+def test_softmax_channels_last_and_dtype_argument(fn, twin):
+    x = torch.randn(2, 5, 3, 4).to(memory_format=torch.channels_last)
+    y, y_ref = fn(x, 1), twin(x, 1)
+    assert y.is_contiguous() and y.stride() == y_ref.stride()
+    torch.testing.assert_close(y, y_ref)
+    half = x.half()
+    y = fn(half, 1, dtype=torch.float32)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, twin(half, 1, dtype=torch.float32))

@@ -1,8 +1,9 @@
-"""cvlib.alexnet against its torch/torchvision twins: LRN, grouped convolutions, model shapes,
-parameter and MAC counts, and the crop augmentation."""
+"""cvlib.alexnet against its torch/torchvision twins: LRN (also on torch's own module test
+database), grouped convolutions, model shapes, parameter and MAC counts, and the crop augmentation."""
 
 from __future__ import annotations
 
+import module_db_parity as DB
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,15 @@ def _lrn_paper(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
 
 
 # ---------------------------------------------------------------- local response normalization
+
+@pytest.mark.parametrize("name,dtype,training,index,layout",
+                         DB.cases(["LocalResponseNorm"]) + DB.cases(["LocalResponseNorm"], "channels_last")
+                         + DB.cases(["LocalResponseNorm"], "empty_batch"))
+def test_lrn_module_db_sample_matches_torch(name, dtype, training, index, layout):
+    """torch's test_modules.py samples (float32/64/16, bfloat16; float16/bfloat16 on 4-d and 5-d
+    inputs are skipped: torch's CPU avg_pool3d has no such kernel), as given, channels_last, empty."""
+    DB.check_sample(LocalResponseNorm, name, dtype, training, index, layout)
+
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 7, 12])

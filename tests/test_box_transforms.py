@@ -204,6 +204,14 @@ def test_bad_input():
     s = random_sample(torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="boxes"):
         bt.horizontal_flip(Sample(s.image, s.boxes[:, :3], s.labels))
+    for bad in (Sample(s.image.tolist(), s.boxes, s.labels), Sample(s.image, s.boxes.tolist(), s.labels),
+                Sample(s.image, s.boxes, s.labels.tolist())):  # wrong types: TypeError naming the field
+        with pytest.raises(TypeError, match=("image", "boxes", "labels")[[type(v) is list for v in bad].index(True)]):
+            bt.horizontal_flip(bad)
+    with pytest.raises(TypeError, match="sample"):
+        bt.horizontal_flip((s.image, s.boxes))
+    with pytest.raises(TypeError, match="image"):  # uint8 images: v2 takes them, cvlib wants [0, 1] floats
+        bt.horizontal_flip(Sample((s.image * 255).to(torch.uint8), s.boxes, s.labels))
     with pytest.raises(ValueError, match="labels"):
         bt.horizontal_flip(Sample(s.image, s.boxes, s.labels[:-1]))
     with pytest.raises(ValueError, match="image"):
@@ -241,3 +249,115 @@ def test_benchmark_runs_tiny():
     spec.loader.exec_module(module)
     result = module.benchmark(num_images=2, repeats=1, size=32)
     assert set(result) == {"cvlib", "torchvision.v2", "ratio"} and result["ratio"] > 0
+
+
+# --- upstream-style bounding-box cases (torchvision's test/test_transforms_v2.py: every kernel on
+# every floating box dtype, empty and degenerate boxes; reference = v2's functional kernels)
+
+BOX_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+KERNELS = {  # cvlib kernel, the same call in v2 (image and boxes)
+    "horizontal_flip": (bt.horizontal_flip, lambda x: F.horizontal_flip(x)),
+    "crop": (lambda s: bt.crop(s, 5, 7, 20, 30), lambda x: F.crop(x, 5, 7, 20, 30)),
+    "crop_outside": (lambda s: bt.crop(s, -4, -6, 45, 70), lambda x: F.crop(x, -4, -6, 45, 70)),
+    "pad": (lambda s: bt.pad(s, 3, 4, 5, 6), lambda x: F.pad(x, [3, 4, 5, 6])),
+    "resize_down": (lambda s: bt.resize(s, (20, 30)), lambda x: F.resize(x, [20, 30], antialias=True)),
+    "resize_up": (lambda s: bt.resize(s, (80, 41)), lambda x: F.resize(x, [80, 41], antialias=True)),
+}
+
+
+def _v2_boxes(boxes, canvas):
+    return tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=canvas)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+@pytest.mark.parametrize("dtype", BOX_DTYPES)
+def test_kernels_match_v2_for_every_box_dtype(name, dtype):
+    ours_fn, v2_fn = KERNELS[name]
+    s = random_sample(torch.Generator().manual_seed(1))
+    s = Sample(s.image.to(dtype), s.boxes.to(dtype), s.labels)
+    out = ours_fn(s)
+    assert out.image.dtype == out.boxes.dtype == dtype
+    ref = v2_fn(_v2_boxes(s.boxes, tuple(s.image.shape[-2:]))).as_subclass(torch.Tensor)
+    if name.startswith("crop"):  # cvlib drops the boxes whose centre left the window
+        ref = ref[centre_mask(s.boxes, *((5, 7, 20, 30) if name == "crop" else (-4, -6, 45, 70)))]
+    assert ref.dtype == dtype
+    if name.startswith("resize") and dtype == torch.float64:  # v2's scale is float32 here
+        assert_close(out.boxes, ref, atol=1e-5, rtol=1e-6)
+    else:  # the same boxes, bit for bit (v2 scales half boxes in float32 too, then rounds once)
+        assert torch.equal(out.boxes, ref), (out.boxes - ref).abs().max()
+    tol = {"atol": 1e-2, "rtol": 1e-2} if dtype in (torch.float16, torch.bfloat16) else {}
+    assert_close(out.image, v2_fn(s.image), **tol)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_kernels_on_zero_boxes(name):
+    ours_fn, v2_fn = KERNELS[name]
+    s = Sample(torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(2)), torch.zeros(0, 4),
+               torch.zeros(0, dtype=torch.long))
+    out = ours_fn(s)
+    ref = v2_fn(_v2_boxes(s.boxes, (37, 53)))
+    assert out.boxes.shape == ref.shape == (0, 4) and out.labels.shape == (0,)
+    assert_close(out.image, v2_fn(s.image))
+    assert bt.letterbox(s, 48).boxes.shape == (0, 4)
+    assert bt.rotated_box_bounds(s.boxes, 30.0, (10.0, 10.0)).shape == (0, 4)
+    with pytest.raises(ValueError, match="at least one box"):  # no box: no IoU to aim for
+        bt.ssd_crop_params(s, torch.Generator().manual_seed(0))
+
+
+def test_degenerate_and_edge_boxes_as_v2():
+    image = torch.rand(3, 20, 30, generator=torch.Generator().manual_seed(3))
+    boxes = torch.tensor([[4.0, 5, 4, 9],      # zero width
+                          [0.0, 0, 30, 20],    # the whole image
+                          [29.0, 19, 30, 20],  # the last pixel
+                          [12.0, 3, 8, 7]])    # x2 < x1: v2 transforms it like any other
+    s = Sample(image, boxes, torch.arange(4))
+    for fn, v2_fn in (KERNELS["horizontal_flip"], KERNELS["pad"], KERNELS["resize_up"]):
+        assert torch.equal(fn(s).boxes, v2_fn(_v2_boxes(boxes, (20, 30))).as_subclass(torch.Tensor))
+    flipped = bt.horizontal_flip(s).boxes
+    assert flipped[1].tolist() == [0.0, 0.0, 30.0, 20.0] and flipped[2].tolist() == [0.0, 19.0, 1.0, 20.0]
+    assert flipped[0, 0] == flipped[0, 2] == 26.0  # still zero width
+    whole = bt.crop(s, 0, 0, 20, 30)  # the whole image as window: nothing moves, centres inside stay
+    assert torch.equal(whole.boxes, boxes[centre_mask(boxes, 0, 0, 20, 30)])
+
+
+def test_resize_and_pad_arguments_differ_from_v2_and_are_refused():
+    s = random_sample(torch.Generator().manual_seed(4))
+    assert F.resize(s.image, 20).shape[-2:] == (20, 28)  # v2: one int is the shorter side
+    for size in (20, (20.0, 30), (20, 30, 1), "20x30"):
+        with pytest.raises(TypeError, match="size"):
+            bt.resize(s, size)
+    with pytest.raises(ValueError, match="positive"):
+        bt.resize(s, (0, 30))
+    assert F.pad(s.image, [-2, 0, 0, 0]).shape[-1] == 51  # v2: negative padding crops
+    with pytest.raises(ValueError, match="padding"):
+        bt.pad(s, -2, 0, 0, 0)
+    with pytest.raises(TypeError, match="left"):
+        bt.pad(s, 1.5, 0, 0, 0)
+
+
+def test_colour_and_random_arguments_are_checked():
+    image = torch.rand(3, 9, 11, generator=torch.Generator().manual_seed(5))
+    with pytest.raises(ValueError):  # v2 refuses a NaN hue, which would make a NaN image
+        F.adjust_hue(image, float("nan"))
+    for kwargs in ({"hue": float("nan")}, {"hue": 0.7}, {"saturation": float("nan")}, {"value": -1.0},
+                   {"value": float("inf")}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            bt.adjust_hsv(image, **kwargs)
+    with pytest.raises(TypeError, match="hue"):
+        bt.adjust_hsv(image, hue=torch.tensor(0.1))
+    with pytest.raises(TypeError, match="image"):
+        bt.adjust_hsv((image * 255).to(torch.uint8))
+    assert_close(bt.adjust_hsv(image, hue=0.5), F.adjust_hue(image, 0.5), atol=1e-5, rtol=0)
+    s = random_sample(torch.Generator().manual_seed(6))
+    g = torch.Generator().manual_seed(0)
+    for fn, kwargs in ((bt.random_crop, {"min_scale": -0.1}), (bt.random_crop, {"min_scale": 2.0}),
+                       (bt.random_zoom_out, {"max_ratio": float("nan")}), (bt.random_zoom_out, {"max_ratio": 0.5})):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            fn(s, g, **kwargs)
+    for kwargs in ({"hue": 0.6}, {"saturation": 0.0}, {"value": float("nan")}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            bt.random_hsv(s, g, **kwargs)
+    with pytest.raises(TypeError, match="boxes"):
+        bt.rotated_box_bounds([[0.0, 0, 1, 1]], 10.0, (0.0, 0.0))
+    with pytest.raises(TypeError, match="angle"):
+        bt.rotated_box_bounds(s.boxes, "10", (0.0, 0.0))

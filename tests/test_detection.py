@@ -64,6 +64,44 @@ def test_box_coding_matches_torchvision_boxcoder():
     assert torch.isfinite(D.decode_boxes(huge, anchors[:1])).all()  # log-size clamp as torchvision
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_box_coding_every_dtype_and_no_boxes(dtype):
+    gen = torch.Generator().manual_seed(2)
+    xy = torch.rand(30, 2, generator=gen, dtype=torch.float64) * 50
+    anchors = torch.cat([xy, xy + torch.rand(30, 2, generator=gen, dtype=torch.float64) * 20 + 2], dim=1)
+    gt = anchors + torch.rand(30, 4, generator=gen, dtype=torch.float64) - 0.5
+    anchors, gt = anchors.to(dtype), gt.to(dtype)
+    coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+    deltas = D.encode_boxes(gt, anchors)
+    assert deltas.dtype == dtype
+    assert torch.equal(deltas, coder.encode_single(gt, anchors))  # the same arithmetic, any dtype
+    assert torch.equal(D.decode_boxes(deltas, anchors), coder.decode_single(deltas, anchors))
+    empty = torch.zeros(0, 4, dtype=dtype)
+    assert D.encode_boxes(empty, empty).shape == coder.encode_single(empty, empty).shape == (0, 4)
+    assert D.decode_boxes(empty, empty).shape == coder.decode_single(empty, empty).shape == (0, 4)
+
+
+def test_box_coding_refuses_what_boxcoder_gets_wrong():
+    anchors = torch.tensor([[0.0, 0, 10, 10], [5, 5, 25, 15]])
+    gt = torch.tensor([[1.0, 1, 9, 12], [4, 6, 20, 15]])
+    coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+    assert coder.encode_single(gt, anchors[:1]).shape == (2, 4)  # silently broadcast
+    with pytest.raises(ValueError, match="shape"):
+        D.encode_boxes(gt, anchors[:1])
+    with pytest.raises(ValueError, match="shape"):
+        D.decode_boxes(torch.zeros(2, 3), anchors)
+    flat = torch.tensor([[0.0, 0, 0, 10], [5, 5, 25, 15]])  # a zero-width anchor
+    assert torch.isinf(coder.encode_single(gt, flat)).any()
+    with pytest.raises(ValueError, match="anchors"):
+        D.encode_boxes(gt, flat)
+    with pytest.raises(TypeError, match="deltas"):
+        D.decode_boxes(torch.zeros(2, 4, dtype=torch.long), anchors)
+    with pytest.raises(TypeError, match="gt"):
+        D.encode_boxes(gt.tolist(), anchors)
+    with pytest.raises(TypeError, match="dtype"):
+        D.encode_boxes(gt.double(), anchors)
+
+
 def _dets(*rows):
     """rows of (image, x1, y1, x2, y2, score, label) -> per-image detections for 2 images."""
     out = []
@@ -115,3 +153,10 @@ def test_detectors_shapes_and_a_short_training_run(make):
     for bx, sc, lb in dets:
         assert bx.shape == (len(sc), 4) and lb.shape == sc.shape and len(sc) <= 20
         assert ((sc > 0.05) & (sc <= 1)).all()
+
+
+def test_make_shapes_argument_types():
+    with pytest.raises(TypeError, match="n"):
+        D.make_shapes(2.0, torch.Generator())
+    with pytest.raises(TypeError, match="generator"):
+        D.make_shapes(2, 0)

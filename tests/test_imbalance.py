@@ -115,6 +115,115 @@ def test_focal_losses_reject_bad_arguments():
         I.softmax_focal_loss(torch.zeros(2, 3), torch.tensor([0, 3]))
 
 
+def _diverse_input_target_pair(gen, dtype, shape=(5, 2)):
+    """torchvision's TestFocalLoss._generate_diverse_input_target_pair: logits of small, big and
+    random probabilities against all-zero, all-one and random binary targets; [45, 2]."""
+    inputs, targets = [], []
+    ranges = {"small": (0.0, 0.2), "big": (0.8, 1.0), "random": (0.0, 1.0)}
+    for p_range in ("small", "big", "random"):
+        for t_kind in ("zeros", "ones", "random_binary"):
+            low, high = ranges[p_range]
+            p = (low + (high - low) * torch.rand(shape, generator=gen, dtype=torch.float64)).clamp(1e-6, 1 - 1e-6)
+            inputs.append(torch.logit(p).to(dtype))
+            t = {"zeros": torch.zeros(shape), "ones": torch.ones(shape),
+                 "random_binary": torch.randint(0, 2, shape, generator=gen).double()}[t_kind]
+            targets.append(t.to(dtype))
+    return torch.cat(inputs), torch.cat(targets)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("gamma", [0, 2])
+@pytest.mark.parametrize("alpha", [-1.0, 0.0, 0.58, 1.0])
+def test_upstream_focal_loss_correct_ratio(alpha, gamma, dtype):
+    """Upstream test_correct_ratio: focal / cross-entropy = alpha_t (1 - p_t)^gamma, and <= 1."""
+    inputs, targets = _diverse_input_target_pair(gen(5), dtype)
+    focal = I.sigmoid_focal_loss(inputs, targets, gamma=gamma, alpha=alpha, reduction="none")
+    assert focal.dtype == dtype
+    tol = {"atol": 1e-2, "rtol": 1e-2} if dtype in (torch.float16, torch.bfloat16) else {}
+    torch.testing.assert_close(focal, tv_sigmoid_focal_loss(inputs, targets, alpha, gamma, "none"), **tol)
+    x, t = inputs.double(), targets.double()  # the ratio in float64, from the rounded inputs
+    ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+    slack = 2e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-6  # half rounds the loss itself
+    assert (focal.double() <= ce * (1 + slack) + slack).all()
+    p = torch.sigmoid(x)
+    p_t = p * t + (1 - p) * (1 - t)
+    ratio = (1 - p_t) ** gamma * ((alpha * t + (1 - alpha) * (1 - t)) if alpha >= 0 else 1)
+    # half types: 1 - p_t rounds to 0 for p_t near 1, in torchvision too (upstream skips them on CPU)
+    torch.testing.assert_close(focal.double(), ratio * ce, atol=slack, rtol=max(slack, 1e-5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_upstream_focal_loss_equal_ce_loss(reduction, dtype):
+    """Upstream test_equal_ce_loss: alpha=-1, gamma=0 is binary cross-entropy, values and gradients."""
+    inputs, targets = _diverse_input_target_pair(gen(6), dtype)
+    ours = value_and_grad(I.sigmoid_focal_loss, inputs, targets, -1, 0, reduction)
+    ref = value_and_grad(F.binary_cross_entropy_with_logits, inputs, targets, reduction=reduction)
+    tol = {"atol": 2e-3, "rtol": 2e-3} if dtype == torch.float16 else {}
+    torch.testing.assert_close(ours, ref, **tol)
+
+
+def test_upstream_focal_loss_reduction_mode_and_empty_inputs():
+    inputs, targets = _diverse_input_target_pair(gen(7), torch.float32)
+    for fn in (I.sigmoid_focal_loss, tv_sigmoid_focal_loss):
+        with pytest.raises(ValueError, match="reduction"):
+            fn(inputs, targets, 0.25, 2, "xyz")
+    for shape in ((0,), (0, 3), (4, 0)):
+        empty = torch.zeros(shape)
+        none = I.sigmoid_focal_loss(empty, empty)
+        assert none.shape == tv_sigmoid_focal_loss(empty, empty).shape == shape
+        assert I.sigmoid_focal_loss(empty, empty, reduction="sum").item() == 0.0
+        assert torch.isnan(I.sigmoid_focal_loss(empty, empty, reduction="mean"))  # as torch's mean
+        assert torch.isnan(tv_sigmoid_focal_loss(empty, empty, reduction="mean"))
+    empty_logits = torch.zeros(0, 3)
+    none = I.softmax_focal_loss(empty_logits, torch.zeros(0, dtype=torch.long), reduction="none")
+    assert none.shape == (0,)
+    assert torch.isnan(I.softmax_focal_loss(empty_logits, torch.zeros(0, dtype=torch.long)))
+    assert torch.isnan(F.cross_entropy(empty_logits, torch.zeros(0, dtype=torch.long)))
+
+
+def test_focal_loss_target_dtypes_as_torchvision():
+    x, t = torch.randn(6, generator=gen(8)), (torch.rand(6, generator=gen(8)) > 0.5).float()
+    # float64 targets promote the result to float64, as torchvision
+    ours, ref = I.sigmoid_focal_loss(x, t.double()), tv_sigmoid_focal_loss(x, t.double())
+    assert ours.dtype == ref.dtype == torch.float64
+    torch.testing.assert_close(ours, ref)
+    # torchvision refuses integer and bool targets; so does cvlib, with a TypeError naming them
+    for bad in (t.long(), t.bool()):
+        with pytest.raises((RuntimeError, NotImplementedError)):
+            tv_sigmoid_focal_loss(x, bad)
+        with pytest.raises(TypeError, match="targets"):
+            I.sigmoid_focal_loss(x, bad)
+    with pytest.raises(TypeError, match="targets"):
+        I.sigmoid_focal_loss(x, t.tolist())
+
+
+def test_focal_loss_differences_from_torchvision_are_refused():
+    x, t = torch.randn(6, generator=gen(9)), (torch.rand(6, generator=gen(9)) > 0.5).float()
+    # torchvision computes a negative gamma (the loss grows for easy examples) and tensor alpha
+    assert torch.isfinite(tv_sigmoid_focal_loss(x, t, gamma=-1.0)).all()
+    assert torch.isfinite(tv_sigmoid_focal_loss(x, t, alpha=torch.tensor(0.3))).all()
+    with pytest.raises(ValueError, match="gamma"):
+        I.sigmoid_focal_loss(x, t, gamma=-1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        I.sigmoid_focal_loss(x, t, gamma=float("nan"))  # torchvision: a NaN loss
+    assert torch.isnan(tv_sigmoid_focal_loss(x, t, gamma=float("nan"))).all()
+    with pytest.raises(TypeError, match="alpha"):
+        I.sigmoid_focal_loss(x, t, alpha=torch.tensor(0.3))
+    with pytest.raises(TypeError, match="gamma"):
+        I.sigmoid_focal_loss(x, t, gamma=torch.tensor(2.0))
+    with pytest.raises(ValueError, match="alpha"):
+        I.sigmoid_focal_loss(x, t, alpha=float("nan"))
+    with pytest.raises(TypeError, match="logits"):
+        I.softmax_focal_loss(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="logits"):
+        I.softmax_focal_loss(torch.zeros(3), torch.tensor([0]))
+    with pytest.raises(RuntimeError):  # torch's cross-entropy refuses integer class weights ...
+        F.cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), weight=torch.tensor([1, 2, 1]))
+    with pytest.raises(TypeError, match="weight"):  # ... and so does the focal loss that extends it
+        I.softmax_focal_loss(torch.zeros(2, 3), torch.tensor([0, 1]), weight=torch.tensor([1, 2, 1]))
+
+
 # --- metrics -------------------------------------------------------------------------------------
 
 def test_metrics_match_sklearn_and_torchmetrics():
@@ -226,3 +335,20 @@ def test_random_translate():
             x[i][:, max(-dy, 0):5 - max(dy, 0), max(-dx, 0):6 - max(dx, 0)]
         torch.testing.assert_close(out[i], ref)
     assert torch.equal(I.random_translate(x, 0, fill=0.0, generator=g), x)
+
+
+def test_wrong_types_raise_type_error():
+    with pytest.raises(TypeError, match="n_max"):
+        I.long_tailed_counts(100.0, 10, 10)
+    with pytest.raises(ValueError, match="num_classes"):
+        I.long_tailed_counts(100, 1, 10)
+    with pytest.raises(TypeError, match="images"):
+        I.random_translate([[0.0]], 1, fill=0.0, generator=gen())
+    with pytest.raises(TypeError, match="max_shift"):
+        I.random_translate(torch.zeros(1, 1, 4, 4), 1.5, fill=0.0, generator=gen())
+    with pytest.raises(TypeError, match="counts"):
+        I.inverse_frequency_weights([3, 4])
+    with pytest.raises(TypeError, match="beta"):
+        I.effective_number_weights(torch.tensor([3, 4]), "0.9")
+    with pytest.raises(TypeError, match="labels"):
+        I.class_balanced_weights(torch.tensor([0.0, 1.0]))

@@ -1,10 +1,15 @@
-"""cvlib.normalization: parity with the torch.nn twins (outputs, gradients, state), whitening,
-max-norm, PlainVGG, and bad input."""
+"""cvlib.normalization: parity with the torch.nn twins (outputs, gradients, state) on torch's own
+module test database and on longer runs, the hand-written BatchNorm backward, differences kept
+by design, and bad input."""
 
 from __future__ import annotations
 
+import copy
+
+import module_db_parity as DB
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cvlib import normalization as N
@@ -167,57 +172,6 @@ def test_functional_batch_norm_matches_torch():
         N.batch_norm(x, None, None)
 
 
-@pytest.mark.parametrize("whiten", [N.pca_whitening, N.zca_whitening])
-def test_whitening_gives_identity_covariance(whiten):
-    gen = torch.Generator().manual_seed(0)
-    mixing = torch.randn(5, 5, generator=gen, dtype=torch.float64)
-    x = torch.randn(4000, 5, generator=gen, dtype=torch.float64) @ mixing + 3.0
-    mean, w = whiten(x, eps=0.0)
-    z = (x - mean) @ w.T
-    torch.testing.assert_close(z.mean(0), torch.zeros(5, dtype=torch.float64), atol=1e-10, rtol=0)
-    torch.testing.assert_close(z.T @ z / len(z), torch.eye(5, dtype=torch.float64), atol=1e-8, rtol=0)
-
-
-def test_zca_is_symmetric_and_pca_is_its_rotation():
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(500, 4, generator=gen, dtype=torch.float64) @ torch.randn(4, 4, generator=gen, dtype=torch.float64)
-    _, w_pca = N.pca_whitening(x, eps=1e-3)
-    _, w_zca = N.zca_whitening(x, eps=1e-3)
-    torch.testing.assert_close(w_zca, w_zca.T)
-    rotation = w_zca @ torch.linalg.inv(w_pca)  # W_zca = R W_pca with R orthogonal
-    torch.testing.assert_close(rotation @ rotation.T, torch.eye(4, dtype=torch.float64), atol=1e-8, rtol=0)
-    # eps shrinks variance lambda / (lambda + eps) below 1, never above
-    z = (x - x.mean(0)) @ w_pca.T
-    var = z.var(0, correction=0)
-    assert (var < 1).all() and (var > 0.9).all()
-
-
-def test_max_norm_matches_torch_renorm():
-    gen = torch.Generator().manual_seed(2)
-    for shape in [(6, 4), (5, 3, 3, 3)]:
-        w = torch.randn(shape, generator=gen, dtype=torch.float64) * torch.linspace(0.1, 3, shape[0], dtype=torch.float64).view(-1, *(1,) * (len(shape) - 1))
-        expected = torch.renorm(w, p=2, dim=0, maxnorm=1.5)
-        out = N.max_norm_(w, 1.5)
-        assert out is w
-        torch.testing.assert_close(w, expected, rtol=1e-6, atol=1e-7)
-        assert (w.flatten(1).norm(dim=1) <= 1.5 + 1e-9).all()
-
-
-def test_plain_vgg_shapes_and_norm_layer():
-    plain, bn = N.PlainVGG(), N.PlainVGG(norm_layer=nn.BatchNorm2d)
-    assert sum(isinstance(m, nn.Conv2d) for m in plain.modules()) == 10
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == 10
-    assert all(m.bias is None for m in bn.modules() if isinstance(m, nn.Conv2d))
-    assert plain(torch.randn(2, 1, 8, 8)).shape == (2, 10)
-    ours = N.PlainVGG(norm_layer=N.BatchNorm2d)
-    ours.load_state_dict(bn.state_dict())
-    x = torch.randn(4, 1, 8, 8)
-    torch.testing.assert_close(ours(x), bn(x), rtol=1e-4, atol=1e-5)
-    assert N.PlainVGG(cfg=(8, "M", 8, "M"), in_channels=3)(torch.randn(1, 3, 32, 32)).shape == (1, 10)
-    with pytest.raises(ValueError, match="cfg entries"):
-        N.PlainVGG(cfg=(8, "X"))
-
-
 @pytest.mark.parametrize("call,error,match", [
     (lambda: N.BatchNorm2d(3)(torch.randn(2, 3, 4)), ValueError, "input must have 4 dims"),
     (lambda: N.BatchNorm2d(3)(torch.randn(2, 4, 2, 2)), ValueError, "num_features=3"),
@@ -227,13 +181,171 @@ def test_plain_vgg_shapes_and_norm_layer():
     (lambda: N.InstanceNorm2d(3)(torch.randn(2, 3, 1, 1)), ValueError, "more than 1 spatial element"),
     (lambda: N.LayerNorm(4)(torch.randn(2, 5)), ValueError, "normalized_shape"),
     (lambda: N.LayerNorm(0), ValueError, "normalized_shape"),
-    (lambda: N.GroupNorm(4, 6), ValueError, "divisible"),
+    (lambda: N.GroupNorm(4, 6), ValueError, r"num_channels \(6\) must be divisible by num_groups \(4\)"),
+    (lambda: N.GroupNorm(2.0, 6), TypeError, "num_groups must be an int"),
+    (lambda: N.BatchNorm2d(3)([[1.0]]), TypeError, "input must be a torch.Tensor"),
+    (lambda: N.batch_norm(torch.randn(4, 3), None, None, training=True, eps=0.0), ValueError,
+     "eps must be positive during training"),
+    (lambda: N.batch_norm(torch.randn(4, 3), torch.zeros(3), torch.ones(3), eps=-1.0), ValueError,
+     "eps must be non-negative"),
     (lambda: N.GroupNorm(2, 6)(torch.randn(2, 4, 3)), ValueError, r"\[N, 6, \*\]"),
-    (lambda: N.pca_whitening(torch.randn(5)), ValueError, r"x must have shape \[N, D\]"),
-    (lambda: N.zca_whitening([[1.0]]), TypeError, "x must be a torch.Tensor"),
-    (lambda: N.max_norm_(torch.randn(3), 1.0), ValueError, "weight must have shape"),
-    (lambda: N.max_norm_(torch.randn(3, 3), 0.0), ValueError, "max_norm"),
 ])
 def test_bad_input_is_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --- torch's module test database (torch.testing._internal.common_modules.module_db) ------------
+
+TWINS = {"BatchNorm1d": N.BatchNorm1d, "BatchNorm2d": N.BatchNorm2d, "InstanceNorm1d": N.InstanceNorm1d,
+         "InstanceNorm2d": N.InstanceNorm2d, "LayerNorm": N.LayerNorm, "GroupNorm": N.GroupNorm}
+
+
+def _torch_fails_on_empty(param) -> bool:
+    """torch's own InstanceNorm on an empty batch: IndexError with affine weights, NaN written
+    into the running statistics when training (test_instance_norm_empty_batch below)."""
+    name, _, training, _, _ = param.values
+    affine = "-affine-" in param.id or "-affine_not_bias-" in param.id
+    tracking = "-tracking_stats-" in param.id
+    return name.startswith("InstanceNorm") and (affine or (tracking and training))
+
+
+def _empty_cases():
+    return [p for p in DB.cases(list(TWINS), "empty_batch") if not _torch_fails_on_empty(p)]
+
+
+@pytest.mark.parametrize("name,dtype,training,index,layout",
+                         DB.cases(list(TWINS)) + DB.cases(list(TWINS), "channels_last") + _empty_cases())
+def test_module_db_sample_matches_torch(name, dtype, training, index, layout):
+    """Every sample torch's test_modules.py runs (float32/64/16, bfloat16, train and eval), as
+    given, in channels_last and as an empty batch: outputs, strides, gradients, buffers."""
+    DB.check_sample(TWINS[name], name, dtype, training, index, layout)
+
+
+@pytest.mark.parametrize("name,training,index", DB.error_cases(list(TWINS)))
+def test_module_db_error_inputs_raise_what_torch_raises(name, training, index):
+    DB.check_error(TWINS[name], name, training, index)
+
+
+@pytest.mark.parametrize("cls,twin,shape", [(N.InstanceNorm1d, nn.InstanceNorm1d, (0, 3, 15)),
+                                            (N.InstanceNorm2d, nn.InstanceNorm2d, (0, 3, 6, 6))])
+def test_instance_norm_empty_batch(cls, twin, shape):
+    x = torch.randn(shape)
+    with pytest.raises(IndexError):  # torch's bug: its affine path indexes the empty batch
+        twin(3, affine=True)(x)
+    tracking = twin(3, track_running_stats=True)
+    tracking(x)
+    assert tracking.running_mean.isnan().all()  # torch's bug: the mean of zero instances
+    for kwargs in ({"affine": True}, {"track_running_stats": True}):
+        ours = cls(3, **kwargs)
+        y = ours(x.clone().requires_grad_())
+        assert y.shape == shape
+        y.sum().backward()
+        if ours.running_mean is not None:  # nothing to average: the statistics stay put
+            assert torch.equal(ours.running_mean, torch.zeros(3))
+            assert torch.equal(ours.running_var, torch.ones(3))
+
+
+def test_refused_by_design():
+    """The differences from torch kept on purpose: torch accepts these, cvlib raises."""
+    assert nn.BatchNorm2d(0).weight.shape == (0,) and nn.BatchNorm2d(3, momentum=1.5).momentum == 1.5
+    with pytest.raises(ValueError, match="num_features must be >= 1"):
+        N.BatchNorm2d(0)
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
+        N.BatchNorm2d(3, momentum=1.5)
+    with pytest.raises(ValueError, match="num_channels must be >= 1"):
+        N.GroupNorm(1, 0)
+    x = torch.randn(2, 4, 5, 5)
+    with pytest.warns(UserWarning, match="does not match num_features"):
+        nn.InstanceNorm2d(3)(x)  # torch normalizes the 4 channels anyway
+    with pytest.raises(ValueError, match="num_features=3 channels on dim 1"):
+        N.InstanceNorm2d(3)(x)
+
+
+# --- BatchNormFunction: the hand-written backward ----------------------------------------------
+
+def _elementary_batch_norm(x, weight, bias, eps):
+    """The forward as elementary ops; autograd differentiates it (the slow reference)."""
+    dims, shape = (0, *range(2, x.ndim)), (1, -1) + (1,) * (x.ndim - 2)
+    mean = x.mean(dim=dims, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * weight.view(shape) + bias.view(shape)
+
+
+def _batch_norm_inputs(shape, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(4)
+    x = (2 * torch.randn(shape, generator=gen, dtype=dtype) + 0.5).requires_grad_()
+    weight = torch.randn(shape[1], generator=gen, dtype=dtype).requires_grad_()
+    bias = torch.randn(shape[1], generator=gen, dtype=dtype).requires_grad_()
+    return x, weight, bias
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 2, 2), (5, 2), (3, 2, 4)])
+def test_batch_norm_function_gradcheck(shape):
+    x, weight, bias = _batch_norm_inputs(shape)
+    assert torch.autograd.gradcheck(lambda *t: N.BatchNormFunction.apply(*t, 1e-5)[0], (x, weight, bias))
+
+
+@pytest.mark.parametrize("shape", [(6, 4, 3, 5), (7, 3), (4, 3, 6)])
+def test_batch_norm_function_equals_autograd_through_elementary_ops(shape):
+    x, weight, bias = _batch_norm_inputs(shape)
+    gen = torch.Generator().manual_seed(5)
+    dy = torch.randn(shape, generator=gen, dtype=torch.float64)
+    y, mean, var = N.BatchNormFunction.apply(x, weight, bias, 1e-3)
+    grads = torch.autograd.grad(y, (x, weight, bias), dy)
+    y_ref = _elementary_batch_norm(x, weight, bias, 1e-3)
+    grads_ref = torch.autograd.grad(y_ref, (x, weight, bias), dy)
+    torch.testing.assert_close(y, y_ref)
+    for g, g_ref, what in zip(grads, grads_ref, ("dx", "dgamma", "dbeta")):
+        torch.testing.assert_close(g, g_ref, msg=what)
+    dims = (0, *range(2, x.ndim))
+    torch.testing.assert_close(mean, x.mean(dims).detach())
+    torch.testing.assert_close(var, x.var(dims, correction=0).detach())
+    assert not mean.requires_grad and not var.requires_grad
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_batch_norm_function_matches_torch_batchnorm2d(memory_format):
+    x, weight, bias = _batch_norm_inputs((8, 5, 4, 3), torch.float32)
+    x = x.detach().to(memory_format=memory_format).requires_grad_()
+    twin = nn.BatchNorm2d(5)
+    with torch.no_grad():
+        twin.weight.copy_(weight)
+        twin.bias.copy_(bias)
+    x2 = x.detach().clone().requires_grad_()
+    dy = torch.randn(8, 5, 4, 3)
+    y, _, _ = N.BatchNormFunction.apply(x, weight, bias, 1e-5)
+    y2 = twin(x2)
+    assert y.is_contiguous(memory_format=memory_format)
+    torch.testing.assert_close(y, y2, rtol=1e-5, atol=1e-5)
+    y.backward(dy)
+    y2.backward(dy)
+    for g, g2 in ((x.grad, x2.grad), (weight.grad, twin.weight.grad), (bias.grad, twin.bias.grad)):
+        torch.testing.assert_close(g, g2, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_then_inplace_relu_still_backpropagates():
+    """The output is not a tensor the backward needs, so ReLU(inplace=True) after it is safe
+    (as after torch's BatchNorm; PlainVGG is built that way)."""
+    x = torch.randn(4, 3, 2, 2, requires_grad=True)
+    ours, twin = N.BatchNorm2d(3), nn.BatchNorm2d(3)
+    F.relu_(ours(x)).sum().backward()
+    g = x.grad
+    x.grad = None
+    F.relu_(twin(x)).sum().backward()
+    torch.testing.assert_close(g, x.grad)
+
+
+@pytest.mark.parametrize("make", [lambda cls: cls.BatchNorm2d(3), lambda cls: cls.LayerNorm([4, 4]),
+                                  lambda cls: cls.GroupNorm(3, 3), lambda cls: cls.InstanceNorm2d(3, affine=True)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_float32_module_takes_low_precision_input_like_torch(make, dtype):
+    ours, twin = make(N), make(nn)
+    DB._randomize(twin, seed=1)
+    ours.load_state_dict(twin.state_dict())
+    exact = copy.deepcopy(twin).double()
+    x = torch.randn(5, 3, 4, 4, generator=torch.Generator().manual_seed(0)).to(dtype)
+    y, y_twin = ours(x), twin(x)
+    assert y.dtype == y_twin.dtype == dtype
+    torch.testing.assert_close(y, exact(x.double()).to(dtype))  # computed in float32, rounded once
+    torch.testing.assert_close(ours.state_dict(), twin.state_dict())

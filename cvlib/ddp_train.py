@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 
 import torch
@@ -36,7 +38,7 @@ from .data import load_cifar10, load_digits
 from .device import seed_everything
 from .distributed import cleanup, setup
 from .loaders import CropFlip, make_loader
-from .train import fit
+from .train import Checkpoint, fit
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Chapter 04's CFG per dataset; None in an argument means "this dataset's default".
@@ -89,6 +91,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def torchrun(argv: list[str], *, nproc_per_node: int = 2) -> str:
+    """Run this script under ``torchrun --standalone --nproc_per_node=N`` in a new process (one
+    thread per process) and return what it printed; a failure raises ``RuntimeError`` with its
+    output."""
+    if isinstance(nproc_per_node, bool) or not isinstance(nproc_per_node, int) or nproc_per_node < 1:
+        raise ValueError(f"nproc_per_node must be a positive int, got {nproc_per_node!r}")
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          f"--nproc_per_node={nproc_per_node}", "-m", "cvlib.ddp_train", *argv],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if run.returncode != 0:
+        raise RuntimeError(f"torchrun failed:\n{run.stdout}\n{run.stderr[-3000:]}")
+    return run.stdout
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     dtype = DTYPES[args.dtype]
@@ -120,7 +136,7 @@ def main(argv=None) -> int:
             print(f"global batch {args.batch_size * info.world_size} = {info.world_size} x {args.batch_size}, "
                   f"{len(train)} steps per epoch, {args.dtype}")
         history = fit(model, optimizer, train, val_loader=val, epochs=args.epochs, device=info.device,
-                      checkpoint=args.checkpoint, progress=False)
+                      callbacks=[Checkpoint(args.checkpoint)] if args.checkpoint else [], progress=False)
         if info.is_main:
             print(history.table(["epoch", "train_loss", "val_loss", "val_top1_err"]))
             if args.out:

@@ -15,6 +15,9 @@ The same script runs on one process or many::
 joins the process group (NCCL on CUDA, gloo on CPU) and returns the device of this process.
 :func:`cvlib.train.fit` notices the process group: it wraps the model in DDP, averages the
 metrics over all processes, and logs and checkpoints on rank 0 only.
+
+:func:`communication_per_step` counts what each GPU sends per training step, split the 2012
+way (model parallel) and today's way (data parallel).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch.distributed as dist
 
 from .device import pick_device
 
-__all__ = ["DistInfo", "setup", "cleanup", "is_main", "world"]
+__all__ = ["DistInfo", "setup", "cleanup", "is_main", "world", "Communication", "communication_per_step"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +110,54 @@ def cleanup() -> None:
     """Leave the process group (if any); call once at the end of a ``torchrun`` script."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@dataclass(frozen=True)
+class Communication:
+    """Floats each GPU sends per training step (:func:`communication_per_step`). ``crossing``:
+    module name -> floats of that module's input per image."""
+
+    crossing: dict[str, int]
+    model_parallel: float
+    data_parallel: float
+
+
+def communication_per_step(model: torch.nn.Module, example: torch.Tensor, crossings, *, batch_size: int,
+                           world_size: int = 2) -> Communication:
+    """How many floats each of ``world_size`` GPUs sends per training step of ``batch_size`` images.
+
+    * **Model parallel** (AlexNet's split): each GPU holds ``1/N`` of every layer's kernels, and
+      a module named in ``crossings`` reads the maps of all GPUs, so each GPU sends its ``1/N``
+      share of that module's input to each of the other ``N - 1`` forward, and as many gradient
+      values backward: ``2 * batch_size * (N - 1) / N * sum(crossing)``.
+    * **Data parallel** (DDP): every step one gradient per parameter is all-reduced; a ring
+      all-reduce sends ``2 (N - 1) / N`` values per parameter from each GPU, whatever the batch.
+
+    ``example`` is one input ``[1, ...]``; the input sizes are measured with forward pre-hooks,
+    in eval mode and without gradients (the model's train/eval flags are restored).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 2:
+        raise ValueError(f"world_size must be an int >= 2 (a split needs two GPUs), got {world_size!r}")
+    if not isinstance(example, torch.Tensor) or example.shape[:1] != (1,):
+        raise ValueError(f"example must be one input, a Tensor[1, ...], got {getattr(example, 'shape', type(example))}")
+    modules = dict(model.named_modules())
+    unknown = [name for name in crossings if name not in modules]
+    if unknown or not crossings:
+        raise ValueError(f"crossings must name modules of the model; unknown: {unknown or list(crossings)}")
+    crossing: dict[str, int] = {}
+    handles = [modules[name].register_forward_pre_hook(
+        lambda m, inputs, name=name: crossing.update({name: inputs[0][0].numel()})) for name in crossings]
+    modes = {m: m.training for m in model.modules()}
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m, training in modes.items():
+            m.training = training
+    share = (world_size - 1) / world_size  # of a split input, the part held by the other GPUs
+    params = sum(p.numel() for p in model.parameters())
+    return Communication(crossing, 2 * batch_size * share * sum(crossing.values()), 2 * share * params)

@@ -24,7 +24,7 @@ from numbers import Real
 
 from torch import Tensor, nn
 
-from .train import Callback, History
+from .callbacks import Callback, History
 
 __all__ = ["snapshot_state", "EarlyStopping"]
 

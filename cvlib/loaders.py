@@ -5,7 +5,8 @@ then copies each batch to the GPU. When the whole training set fits in GPU memor
 are 0.5 MB, CIFAR-10 as float32 is 600 MB), it is faster to copy it once and do everything per
 batch on the GPU: shuffling is an index permutation, a batch is one gather, random crops and
 flips are one indexing operation on the whole batch. :class:`DeviceLoader` does that;
-:func:`make_loader` picks it or a ``DataLoader`` and says which.
+:func:`make_loader` picks it or a ``DataLoader`` and says which. :func:`augmented_loader` is the
+CPU twin: a shuffled ``DataLoader`` that applies the same per-batch transform as it collates.
 
 Shape contract: images ``Tensor[N, C, H, W]`` floating, labels ``Tensor[N]`` int64; a batch
 is ``(images[B, C, H, W], labels[B])`` on the loader's device.
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .distributed import world as _world
 
-__all__ = ["random_crop_flip", "CropFlip", "DeviceLoader", "fits_on_device", "make_loader"]
+__all__ = ["random_crop_flip", "CropFlip", "DeviceLoader", "fits_on_device", "make_loader", "augmented_loader"]
 
 Transform = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -240,3 +241,36 @@ def make_loader(data: Dataset, batch_size: int, *, device: str | torch.device, s
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                       drop_last=drop_last, generator=torch.Generator().manual_seed(seed) if sampler is None else None,
                       num_workers=num_workers, pin_memory=device.type == "cuda")
+
+
+class _TransformCollate:
+    """``collate_fn`` that stacks the samples and passes the batch through ``transform``."""
+
+    def __init__(self, transform: Transform | None, generator: torch.Generator) -> None:
+        self.transform, self.generator = transform, generator
+
+    def __call__(self, batch: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        x = torch.stack([item[0] for item in batch])  # [B, C, H, W]
+        y = torch.stack([item[1] for item in batch])  # [B]
+        return (x if self.transform is None else self.transform(x, self.generator)), y
+
+
+def augmented_loader(data: Dataset, batch_size: int, *, generator: torch.Generator,
+                     transform: Transform | None = None) -> DataLoader:
+    """A shuffled ``DataLoader`` of ``(images[B, C, H, W], labels[B])`` whose every batch is
+    passed through ``transform(images, generator)`` (e.g. :class:`CropFlip`) on the CPU as it is
+    collated: the ``DataLoader`` twin of ``DeviceLoader(..., transform=...)``.
+
+    One ``generator`` draws both each epoch's order and the augmentation, so one seed fixes
+    both; ``transform=None`` gives the batches of ``DataLoader(data, batch_size, shuffle=True,
+    generator=generator)``. The loader runs in the calling process (no workers: they would each
+    need their own generator).
+    """
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform must be callable as transform(images, generator), got {type(transform).__name__}")
+    return DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator,
+                      collate_fn=_TransformCollate(transform, generator))

@@ -1,18 +1,17 @@
-"""Tuning recipes as runnable checks (chapter 05).
+"""Runnable checks that a training set-up works, before you tune it (chapter 05).
 
-Each recipe from the practitioners' checklists is a function that runs an experiment and
-returns a report, so that "did my weights update?" has an answer instead of a hunch:
+Each recipe from the practitioners' checklists is a function that runs a few training steps on
+*your* model and returns a report, so that "did my weights update?" has an answer instead of a
+hunch. All three put the model, the optimizer and torch's RNG back as they found them:
 
 * :func:`overfit_one_batch`: a model that cannot memorise one batch has a bug, not a tuning problem.
 * :func:`gradient_flow_check`: every trainable parameter gets a finite, non-zero gradient and
-  changes after one optimizer step (the model and optimizer are restored afterwards).
+  changes after one optimizer step.
 * :func:`lr_range_test`: an exponential learning-rate sweep with a smoothed loss (Smith 2017).
-* :func:`max_softmax`: how confident the predictions are (histogram it over training).
-* :func:`diagnose_fit`: under- or over-fitting, read from the train/validation curves.
-* :func:`input_gradient_map`: which input pixels can move one output unit (its receptive field).
-* :func:`count_distinct_units`: how many hidden units are really different (symmetry check).
-* :class:`FlipTTA`: horizontal-flip test-time augmentation, the last step of the fast-training
-  recipe (average the logits of an image and of its mirror).
+
+The chapter's other measurements live with their topics: :mod:`cvlib.diagnostics` (confidence,
+under-/over-fitting, receptive field, distinct units) and :mod:`cvlib.tta` (flip test-time
+augmentation).
 """
 
 from __future__ import annotations
@@ -28,14 +27,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .early_stopping import snapshot_state
-from .metrics import full_precision
 
 __all__ = [
     "OverfitResult", "overfit_one_batch",
     "GradientFlowReport", "gradient_flow_check",
     "LRRangeResult", "lr_range_test",
-    "max_softmax", "diagnose_fit", "input_gradient_map", "count_distinct_units",
-    "FlipTTA",
 ]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -309,120 +305,3 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer, batches: I
         raise ValueError(f"the loss was not finite at the first step (lr={start_lr})")
     best = min(range(len(smoothed)), key=smoothed.__getitem__)
     return LRRangeResult(lrs, losses, smoothed, diverged, lrs[best], lrs[best] / 10)
-
-
-# --- confidence, fit diagnosis ---------------------------------------------------------------
-
-@torch.no_grad()
-def max_softmax(model: nn.Module, loader: Iterable, device: torch.device | str) -> Tensor:
-    """Confidence of every prediction: ``max_c softmax(logits)_c`` in eval mode, ``Tensor[N]``
-    on the CPU, values in ``[1/C, 1]``, in the logits' dtype (float32 for bf16/fp16 logits).
-    The model's train/eval flag is restored."""
-    _check_module(model)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for x, _ in loader:
-            logits = full_precision(model(x.to(device)))  # bf16/fp16 (autocast) in float32
-            out.append(F.softmax(logits, dim=1).amax(dim=1).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
-
-
-def diagnose_fit(train_err: float, val_err: float, *, target_err: float = 0.05,
-                 max_gap: float = 0.05) -> str:
-    """Verdict from the final training and validation error (fractions in [0, 1]).
-
-    Rules, checked in this order:
-
-    * ``"underfitting"``: training error above ``target_err``: the model cannot even fit the
-      data it sees (too small, too few steps, too low a learning rate, too much regularisation).
-    * ``"overfitting"``: validation error exceeds training error by more than ``max_gap``: the
-      model fits the training set but does not generalise (more data, augmentation,
-      regularisation, early stopping).
-    * ``"good fit"``: otherwise.
-    """
-    for name, v in (("train_err", train_err), ("val_err", val_err), ("target_err", target_err),
-                    ("max_gap", max_gap)):
-        if not 0 <= v <= 1:
-            raise ValueError(f"{name} must be in [0, 1], got {v!r}")
-    if train_err > target_err:
-        return "underfitting"
-    if val_err - train_err > max_gap:
-        return "overfitting"
-    return "good fit"
-
-
-# --- receptive field, symmetry -------------------------------------------------------------
-
-def input_gradient_map(model: nn.Module, inputs: Tensor, *, position: tuple[int, int] | None = None) -> Tensor:
-    """Mean absolute gradient of one output unit with respect to every input pixel.
-
-    ``model`` maps ``inputs[N, C, H, W]`` to a feature map ``[N, K, H', W']``; the unit is the
-    sum over the K channels at ``position`` (default: the centre, ``(H' // 2, W' // 2)``) in
-    each image. Returns ``Tensor[H, W]`` (mean over N images and C channels of ``|d unit / d x|``).
-    Its non-zero pixels are the unit's measured receptive field. Use several random images: a
-    max-pool or a ReLU passes gradient through only some paths for any one image. Run in eval
-    mode: in training mode BatchNorm's batch statistics connect every pixel of every image to
-    every output. The model's train/eval flag is not changed here; that choice is yours.
-    """
-    _check_module(model)
-    if not isinstance(inputs, Tensor) or inputs.ndim != 4:
-        raise ValueError(f"inputs must be a Tensor[N, C, H, W], got {getattr(inputs, 'shape', type(inputs))}")
-    x = inputs.detach().clone().requires_grad_(True)
-    out = model(x)
-    if out.ndim != 4:
-        raise ValueError(f"model must return a feature map [N, K, H', W'], got {tuple(out.shape)}")
-    i, j = position if position is not None else (out.shape[2] // 2, out.shape[3] // 2)
-    if not (0 <= i < out.shape[2] and 0 <= j < out.shape[3]):
-        raise ValueError(f"position {(i, j)} is outside the {tuple(out.shape[2:])} output map")
-    out[:, :, i, j].sum().backward()  # images are independent, so one backward serves all N
-    return x.grad.abs().mean(dim=(0, 1))  # [H, W]
-
-
-def count_distinct_units(weight: Tensor, *, atol: float = 1e-6) -> int:
-    """Number of distinct rows of ``weight[units, fan_in]`` (rows within ``atol`` of an earlier
-    row, in max-abs difference, count as copies). Hidden units with identical incoming weights
-    compute the same function, so a layer whose rows are all equal has one unit, however wide."""
-    if not isinstance(weight, Tensor) or weight.ndim < 2:
-        raise ValueError(f"weight must be a Tensor with >= 2 dims [units, ...], got {getattr(weight, 'shape', weight)}")
-    rows = weight.detach().flatten(1)
-    diff = (rows[:, None, :] - rows[None, :, :]).abs().amax(dim=2)  # [U, U]
-    earlier_copy = torch.tril(diff <= atol, diagonal=-1).any(dim=1)  # [U]
-    return int((~earlier_copy).sum())
-
-
-# --- test-time augmentation ----------------------------------------------------------------
-
-class FlipTTA(nn.Module):
-    """Horizontal-flip test-time augmentation: ``model`` applied to each image and to its
-    left-right mirror, the two logits averaged.
-
-    ``FlipTTA(model)(x[N, C, H, W]) -> logits[N, K] = (model(x) + model(x.flip(-1))) / 2``
-
-    The wrapper shares ``model`` (no copy) and has no parameters of its own; ``.eval()`` and
-    ``.train()`` reach the wrapped model. It is meant for evaluation (``evaluate(FlipTTA(model),
-    ...)``), and it helps only when a mirror image belongs to the same class and the model has
-    learned that (it was trained with random flips): on photographs (CIFAR-10, ImageNet) it
-    is the usual last step of a fast-training recipe; on digits, letters or text it is not, a
-    mirrored 3 is not a 3. The result is mirror-invariant: ``FlipTTA(model)(x.flip(-1))``
-    equals ``FlipTTA(model)(x)`` (with deterministic kernels, exactly: the sum commutes). It
-    costs two forward passes per batch.
-
-    Args:
-        model: maps ``x[N, C, H, W]`` to ``logits[N, K]`` (any output shape works: the two
-            outputs are averaged element-wise).
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        _check_module(model)
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
-            got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"FlipTTA expects a floating Tensor[N, C, H, W], got {got}")
-        return (self.model(x) + self.model(x.flip(-1))) / 2

@@ -20,7 +20,7 @@ from torch import nn
 from cvlib.distributed import cleanup, setup
 from cvlib.loaders import CropFlip, DeviceLoader
 from cvlib.models import SmallCNN
-from cvlib.train import fit
+from cvlib.train import Checkpoint, fit
 
 BATCH = 16  # per process
 
@@ -52,7 +52,7 @@ def main(out: Path) -> None:
     train = DeviceLoader((xs, ys), BATCH, shuffle=True, transform=CropFlip(1), seed=3)
     val = DeviceLoader(fixed_batch(37), 8)  # 37: the two ranks get 19 and 18 samples
     history = fit(model, opt, train, val_loader=val, epochs=3, device="cpu", progress=True,
-                  checkpoint=out / "checkpoint.pt")
+                  callbacks=[Checkpoint(out / "checkpoint.pt")])
     torch.save(model.state_dict(), out / f"train_rank{info.rank}.pt")
     (out / f"history_rank{info.rank}.json").write_text(json.dumps(history.rows))
     cleanup()

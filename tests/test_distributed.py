@@ -95,3 +95,34 @@ def test_setup_refuses_more_processes_than_gpus(monkeypatch):
     monkeypatch.setenv("RANK", "one")
     with pytest.raises(ValueError, match="RANK='one'"):
         setup(device="cpu", verbose=False)
+
+
+def test_communication_per_step_counts_split_inputs_and_all_reduced_gradients():
+    from torch import nn
+
+    from cvlib.distributed import communication_per_step
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Dropout(0.5), nn.Linear(2 * 6 * 6, 3)).train()
+    params = sum(p.numel() for p in model.parameters())  # 20 + 219
+    two = communication_per_step(model, torch.zeros(1, 1, 8, 8), ["2", "4"], batch_size=10)
+    assert two.crossing == {"2": 72, "4": 72}  # Flatten's and Linear's input: 2 x 6 x 6 per image
+    assert two.model_parallel == 2 * 10 * (72 + 72) / 2 and two.data_parallel == params
+    four = communication_per_step(model, torch.zeros(1, 1, 8, 8), ["4"], batch_size=10, world_size=4)
+    assert four.model_parallel == 2 * 10 * 72 * 3 / 4 and four.data_parallel == 1.5 * params
+    assert all(m.training for m in model.modules()) and all(p.grad is None for p in model.parameters())
+    assert not model[0]._forward_pre_hooks  # the hooks are removed
+    with pytest.raises(ValueError, match="unknown: \\['fc9'\\]"):
+        communication_per_step(model, torch.zeros(1, 1, 8, 8), ["fc9"], batch_size=10)
+    with pytest.raises(ValueError, match="world_size must be an int >= 2"):
+        communication_per_step(model, torch.zeros(1, 1, 8, 8), ["4"], batch_size=10, world_size=1)
+    with pytest.raises(ValueError, match="example must be one input"):
+        communication_per_step(model, torch.zeros(2, 1, 8, 8), ["4"], batch_size=10)
+
+
+def test_ddp_train_torchrun_reports_a_failing_run():
+    from cvlib import ddp_train
+
+    with pytest.raises(ValueError, match="nproc_per_node must be a positive int"):
+        ddp_train.torchrun([], nproc_per_node=0)
+    with pytest.raises(RuntimeError, match="torchrun failed"):  # argparse refuses in the worker
+        ddp_train.torchrun(["--epochs", "0"], nproc_per_node=1)

@@ -7,7 +7,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, TensorDataset
 
-from cvlib.loaders import CropFlip, DeviceLoader, fits_on_device, make_loader, random_crop_flip
+from cvlib.loaders import CropFlip, DeviceLoader, augmented_loader, fits_on_device, make_loader, random_crop_flip
 from cvlib.models import SmallCNN
 from cvlib.train import fit
 
@@ -141,3 +141,35 @@ def test_on_cuda_batches_and_augmentation_stay_on_the_gpu():
     with pytest.raises(MemoryError, match="does not fit"):
         DeviceLoader((torch.zeros(1).expand(2**40), torch.zeros(1, dtype=torch.long).expand(2**40)), 4,
                      device="cuda")
+
+
+# --- augmented_loader: the DataLoader twin of a DeviceLoader with a transform ------------------
+
+def _digits_like(n=50):
+    g = torch.Generator().manual_seed(0)
+    return TensorDataset(torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g))
+
+
+def test_augmented_loader_is_a_shuffled_dataloader_plus_the_transform_drawn_from_one_generator():
+    data, transform = _digits_like(), CropFlip(1, flip=True)
+    got = list(augmented_loader(data, 16, generator=torch.Generator().manual_seed(3), transform=transform))
+    # the reference: the same shuffled order, then random_crop_flip with the same generator, batch by batch
+    g = torch.Generator().manual_seed(3)
+    want = [(random_crop_flip(x, 1, flip=True, generator=g), y)
+            for x, y in DataLoader(data, batch_size=16, shuffle=True, generator=g)]
+    assert [len(y) for _, y in got] == [16, 16, 16, 2]
+    for (x, y), (x_ref, y_ref) in zip(got, want, strict=True):
+        assert torch.equal(y, y_ref) and torch.equal(x, x_ref)
+    plain = list(augmented_loader(data, 16, generator=torch.Generator().manual_seed(3)))
+    ref = list(DataLoader(data, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(3)))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(plain, ref, strict=True))
+    assert not torch.equal(got[0][0], plain[0][0])  # the transform did something
+
+
+def test_augmented_loader_names_bad_arguments():
+    with pytest.raises(TypeError, match="generator must be a torch.Generator, got int"):
+        augmented_loader(_digits_like(), 16, generator=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        augmented_loader(_digits_like(), 0, generator=torch.Generator())
+    with pytest.raises(TypeError, match="transform must be callable"):
+        augmented_loader(_digits_like(), 16, generator=torch.Generator(), transform=1)

@@ -9,9 +9,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from cvlib.data import load_digits
 from cvlib.device import seed_everything
-from cvlib.metrics import topk_error
+from cvlib.topk import topk_error
 from cvlib.models import SmallCNN
-from cvlib.train import Callback, History, evaluate, fit, load_checkpoint
+from cvlib.train import (Callback, Checkpoint, History, LRSchedule, ProgressBar, evaluate, fit,
+                         load_checkpoint, prepare)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def test_scheduler_is_stepped_per_epoch(digits):
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
     history = fit(model, opt, _loaders(digits, gen)[0], epochs=3, device="cpu",
-                  scheduler=sched, progress=False)
+                  callbacks=[LRSchedule(sched)], progress=False)
     assert history["lr"] == pytest.approx([1.0, 0.1, 0.01])
 
 
@@ -186,8 +187,8 @@ def test_scheduler_stepped_per_step_for_warm_up():
     seen = []
     opt.register_step_pre_hook(lambda o, args, kwargs: seen.append(o.param_groups[0]["lr"]))
     warm = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 6))
-    history = fit(model, opt, loader, epochs=2, device="cpu", scheduler=warm,
-                  scheduler_interval="step", progress=False)
+    history = fit(model, opt, loader, epochs=2, device="cpu", callbacks=[LRSchedule(warm, interval="step")],
+                  progress=False)
     assert seen == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0, 1.0, 1.0])
     assert history["lr"] == pytest.approx([4 / 6, 1.0])  # the lr of each epoch's last step
 
@@ -200,13 +201,17 @@ def test_reduce_lr_on_plateau_uses_val_loss():
         p.register_hook(torch.zeros_like)  # nothing moves, so the val loss never improves
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
-    history = fit(model, opt, loader, epochs=4, val_loader=loader, device="cpu", scheduler=plateau,
-                  progress=False)
+    history = fit(model, opt, loader, epochs=4, val_loader=loader, device="cpu",
+                  callbacks=[LRSchedule(plateau)], progress=False)
     assert history["lr"] == pytest.approx([1.0, 1.0, 0.5, 0.25])  # cut after each epoch without progress
     with pytest.raises(ValueError, match="ReduceLROnPlateau"):
-        fit(model, opt, loader, epochs=1, device="cpu", scheduler=plateau, progress=False)
-    with pytest.raises(ValueError, match="scheduler_interval"):
-        fit(model, opt, loader, epochs=1, device="cpu", scheduler_interval="batch", progress=False)
+        fit(model, opt, loader, epochs=1, device="cpu", callbacks=[LRSchedule(plateau)], progress=False)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+        LRSchedule(plateau, interval="step")
+    with pytest.raises(ValueError, match="interval must be 'epoch' or 'step', got 'batch'"):
+        LRSchedule(plateau, interval="batch")
+    with pytest.raises(TypeError, match="scheduler must be a torch.optim.lr_scheduler schedule, got SGD"):
+        LRSchedule(opt)
 
 
 # --- speed switches, checkpoints -----------------------------------------------------------
@@ -257,7 +262,7 @@ def test_checkpoint_is_written_every_epoch_and_restores(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
     path = tmp_path / "run" / "ck.pt"
-    history = fit(model, opt, loader, epochs=2, device="cpu", scheduler=sched, checkpoint=path,
+    history = fit(model, opt, loader, epochs=2, device="cpu", callbacks=[LRSchedule(sched), Checkpoint(path)],
                   progress=False)
     assert [p.name for p in path.parent.iterdir()] == ["ck.pt"]  # no temporary file left
     fresh, _ = _tiny()
@@ -271,7 +276,7 @@ def test_checkpoint_is_written_every_epoch_and_restores(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt", fresh)
     with pytest.raises(ValueError, match="no scheduler state"):
-        fit(fresh, fresh_opt, loader, epochs=1, device="cpu", checkpoint=path, progress=False)
+        fit(fresh, fresh_opt, loader, epochs=1, device="cpu", callbacks=[Checkpoint(path)], progress=False)
         load_checkpoint(path, fresh, fresh_opt, fresh_sched)
 
 
@@ -292,7 +297,7 @@ def test_cuda_defaults_are_the_fast_path_and_compile_trains(digits):
 
 
 def test_epoch_metrics_follow_the_topk_rule_and_count_nan_rows_as_misses():
-    from cvlib.metrics import topk_correct
+    from cvlib.topk import topk_correct
 
     logits = torch.tensor([[3.0, 1.0, 2.0], [1.0, 1.0, 0.0], [0.0, 2.0, 1.0], [float("nan"), 0.0, 1.0]])
     target = torch.tensor([0, 1, 2, 1])
@@ -302,3 +307,97 @@ def test_epoch_metrics_follow_the_topk_rule_and_count_nan_rows_as_misses():
     for k in (1, 2, 3):  # the three finite rows by the library rule; the NaN row is a miss
         hits = int(topk_correct(logits[:3], target[:3], k).sum())
         assert got[f"top{k}_err"] == pytest.approx(1 - hits / 4)
+
+
+# --- the callback forms of schedules, checkpoints and progress ---------------------------------
+
+class Recorder(Callback):
+    """Every hook fit calls, in order."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_train_start(self, run):
+        self.calls.append(("train_start", run.epochs, len(run.history)))
+
+    def on_epoch_start(self, epoch):
+        self.calls.append(("epoch_start", epoch))
+
+    def on_step_end(self, loss):
+        assert loss.ndim == 0 and not loss.requires_grad
+        self.calls.append(("step",))
+
+    def on_epoch_end(self, epoch, metrics, model):
+        self.calls.append(("epoch_end", epoch))
+
+    def on_train_end(self, history, model):
+        self.calls.append(("train_end", len(history)))
+
+
+def test_hooks_are_called_in_order_with_one_step_end_per_optimizer_step():
+    loader = _loader(torch.randn(12, 4), torch.zeros(12, dtype=torch.long))  # 3 steps per epoch
+    model, rec = nn.Linear(4, 2), Recorder()
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, epochs=2, device="cpu",
+        callbacks=[rec], progress=False)
+    epoch = lambda e: [("epoch_start", e), ("step",), ("step",), ("step",), ("epoch_end", e)]  # noqa: E731
+    assert rec.calls == [("train_start", 2, 0), *epoch(1), *epoch(2), ("train_end", 2)]
+
+
+def test_checkpoint_refuses_a_schedule_it_would_save_stale(tmp_path):
+    model, loader = _tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1)
+    with pytest.raises(ValueError, match="put LRSchedule before Checkpoint"):
+        fit(model, opt, loader, epochs=1, device="cpu", progress=False,
+            callbacks=[Checkpoint(tmp_path / "ck.pt"), LRSchedule(sched)])
+    with pytest.raises(ValueError, match="saves one LRSchedule's state; callbacks hold 2"):
+        fit(model, opt, loader, epochs=1, device="cpu", progress=False,
+            callbacks=[LRSchedule(sched), LRSchedule(sched), Checkpoint(tmp_path / "ck.pt")])
+    assert not (tmp_path / "ck.pt").exists() and sched.last_epoch == 0  # refused before training
+
+
+def test_progress_bar_as_a_callback_prints_each_epoch(digits, capsys):
+    gen = seed_everything(0)
+    model = SmallCNN(width=4)
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.1), _loaders(digits, gen)[0],
+        epochs=2, device="cpu", progress=False, callbacks=[ProgressBar()])
+    out = capsys.readouterr().out
+    assert "cvlib: using cpu" not in out  # progress=False: pick_device is quiet
+    assert "epoch 1/2  train_loss" in out and "epoch 2/2  train_loss" in out
+
+
+def test_prepare_puts_the_model_on_the_device_and_leaves_cpu_switches_off():
+    model = nn.Linear(4, 2)
+    prep = prepare(model, "cpu", verbose=False)
+    assert prep.train_net is prep.eval_net is prep.model is model
+    assert prep.device == torch.device("cpu")
+    assert (prep.amp, prep.channels_last, prep.cudnn_benchmark) == (False, False, False)
+    before = torch.backends.cudnn.benchmark
+    with prep.cudnn_benchmark_flag():
+        assert torch.backends.cudnn.benchmark == before  # only CUDA runs change the global flag
+    with pytest.raises(ValueError, match="compile must be True, False or None"):
+        prepare(model, "cpu", compile="yes", verbose=False)
+
+
+def test_train_one_epoch_calls_after_step_once_per_step():
+    model, calls = nn.Linear(4, 2), []
+    loader = _loader(torch.randn(12, 4), torch.zeros(12, dtype=torch.long))
+    from cvlib.train import train_one_epoch
+    metrics = train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), "cpu",
+                              after_step=lambda: calls.append(1))
+    assert len(calls) == 3 and set(metrics) == {"loss", "top1_err"}
+
+
+def test_a_duck_typed_callback_needs_only_the_two_old_hooks():
+    class Stopper:  # not a Callback subclass: on_epoch_end and on_train_end are enough
+        def on_epoch_end(self, epoch, metrics, model):
+            return epoch == 2
+
+        def on_train_end(self, history, model):
+            self.ended = len(history)
+
+    model, stopper = nn.Linear(4, 2), Stopper()
+    loader = _loader(torch.randn(8, 4), torch.zeros(8, dtype=torch.long))
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, epochs=5, device="cpu",
+                  callbacks=[stopper], progress=False)
+    assert len(history) == 2 and history.stopped_by == "Stopper" and stopper.ended == 2

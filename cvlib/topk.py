@@ -18,18 +18,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._checks import floating_tensor, index_tensor
+
 __all__ = ["topk_correct", "rivals", "topk_accuracy", "topk_error", "full_precision"]
 
 
 def _check_inputs(logits: Tensor, target: Tensor, k: int) -> None:
-    if not isinstance(logits, Tensor):
-        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
-    if not isinstance(target, Tensor):
-        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
-    if not logits.is_floating_point():
-        raise TypeError(f"logits must have a floating dtype, got {logits.dtype}")
-    if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
-        raise TypeError(f"target must hold integer class indices, got dtype {target.dtype}")
+    floating_tensor(logits, "logits")
+    index_tensor(target, "target")
     if logits.ndim != 2:
         raise ValueError(
             f"logits must have shape [N, C] (batch, classes), got {tuple(logits.shape)}"
@@ -48,10 +44,13 @@ def _check_inputs(logits: Tensor, target: Tensor, k: int) -> None:
     num_classes = logits.shape[1]
     if not 1 <= k <= num_classes:
         raise ValueError(f"k must be between 1 and the number of classes C={num_classes}, got k={k}")
-    if target.numel() and (target.min() < 0 or target.max() >= num_classes):
+    # compared as int64: torch has no min/max or comparisons for uint16/32/64 on the CPU (and a
+    # uint64 label >= 2**63 wraps to a negative int64, so it is refused as out of range, not lost)
+    labels = target.long()
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"target must hold class indices in [0, {num_classes - 1}], "
-            f"got values in [{int(target.min())}, {int(target.max())}]"
+            f"got values in [{int(labels.min())}, {int(labels.max())}]"
         )
     if torch.isnan(logits).any():
         raise ValueError("logits contain NaN; a NaN score has no rank")

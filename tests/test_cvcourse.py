@@ -606,7 +606,7 @@ RULES = integrity.Forbidden(("cvlib", "torchmetrics", "torch.nn.functional"), ("
 
 
 @pytest.mark.parametrize("source, what", [
-    ("from cvlib.metrics import topk_error\n", "cvlib.metrics.topk_error"),
+    ("from cvlib.topk import topk_error\n", "cvlib.topk.topk_error"),
     ("import cvlib\n", "cvlib"),
     ("from torchmetrics.functional import accuracy as acc\n", "torchmetrics.functional.accuracy"),
     ("import torch\ny = torch.nn.functional.gelu(x)\n", "torch.nn.functional"),

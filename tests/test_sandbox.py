@@ -291,7 +291,7 @@ get_ipython().input_transformers_post.append(_swallow)  # every later cell now h
 CUSTOM_EXC = '''get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)  # no tracebacks
 ''' + HARDCODED
 
-FROM_CVLIB = "from cvlib.metrics import topk_error  # the library twin, which the sandbox does not hold\n"
+FROM_CVLIB = "from cvlib.topk import topk_error  # the library twin, which the sandbox does not hold\n"
 FROM_TWIN = '''from torchmetrics.functional import classification as _tm
 
 def topk_error(logits, target, k):

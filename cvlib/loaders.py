@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from ._checks import floating_tensor
 from .distributed import world as _world
 
 __all__ = ["random_crop_flip", "CropFlip", "DeviceLoader", "fits_on_device", "make_loader", "augmented_loader"]
@@ -42,9 +43,9 @@ def random_crop_flip(images: Tensor, padding: int, *, flip: bool, fill: float | 
     Returns:
         ``Tensor[B, C, H, W]`` on ``images.device``.
     """
-    if not isinstance(images, Tensor) or images.ndim != 4 or not images.is_floating_point():
-        raise ValueError(f"images must be a floating Tensor[B, C, H, W], got "
-                         f"{tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__}")
+    floating_tensor(images, "images")  # TypeError for a list or an integer tensor
+    if images.ndim != 4:
+        raise ValueError(f"images must be a floating Tensor[B, C, H, W], got {tuple(images.shape)}")
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
         raise ValueError(f"padding must be a non-negative int, got {padding!r}")
     b, c, h, w = images.shape

@@ -235,6 +235,8 @@ def test_prelu_weight_gradient_per_channel_matches_torch():
 
 @pytest.mark.parametrize("call,error,match", [
     (lambda: A.relu([1.0]), TypeError, "input must be a torch.Tensor"),
+    (lambda: A.prelu(torch.ones(2, 3), [0.25]), TypeError, "weight must be a torch.Tensor, got list"),
+    (lambda: A.prelu(torch.ones(2, 3), torch.ones(3, 1)), ValueError, "weight must be a 1-d tensor"),
     (lambda: A.sigmoid(torch.tensor([1, 2])), TypeError, "floating dtype"),
     (lambda: A.swish([1.0]), TypeError, "input"),
     (lambda: A.mish(torch.tensor([1])), TypeError, "input"),

@@ -94,6 +94,10 @@ def test_crop_flip_keeps_channels_last_and_checks_input():
         CropFlip(-1)
     with pytest.raises(ValueError, match=r"Tensor\[B, C, H, W\]"):
         random_crop_flip(torch.zeros(3, 8, 8), 1, flip=False)
+    with pytest.raises(TypeError, match="images must be a torch.Tensor, got list"):
+        random_crop_flip([[0.0]], 1, flip=False)
+    with pytest.raises(TypeError, match="images must have a floating dtype"):
+        random_crop_flip(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), 1, flip=False)
 
 
 def test_transform_changes_each_pass_but_repeats_with_the_seed():

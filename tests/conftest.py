@@ -36,31 +36,6 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1
 
 
-# The longest scopes first. pytest-xdist's ``--dist loadscope`` hands out modules (and test
-# classes) in collection order, so a long scope collected late ends the run on one worker while
-# the others sit idle: longest-first balances the end. Worker-seconds of each, measured in one run
-# on the 2-core Intel Xeon VM (2026-12-03; 1,494 worker-s in all): the sandbox catalogue 249, the
-# grading round trips 338 (11 classes of 24-39), book 06/05/04/08 86/83/79/71, the site 57, book
-# 10 52, the CLI 48, book 02 42, the export 35, book 07 37, the notebook check's proof 28,
-# review 24, DDP 24, the course loop 23, book 09 24, the device tests 19.
-LONGEST_FIRST = (
-    "tests/test_sandbox.py", "tests/test_grading.py", "book/06_", "book/05_", "book/04_", "book/08_",
-    "tests/test_site.py", "book/10_", "tests/test_cli.py", "book/02_", "book/07_", "tests/test_export.py",
-    "tests/test_numerics.py", "tests/test_review.py", "tests/test_distributed.py", "book/09_",
-    "tests/test_course_loop.py", "tests/test_device.py",
-)
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """Reorder whole scopes, longest first (a stable sort: a notebook's cells, and a module's
-    tests, keep their order)."""
-    def rank(item) -> int:
-        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
-                    len(LONGEST_FIRST))
-
-    items.sort(key=rank)
-
-
 def _write_pickle(path: Path, obj) -> str:
     path.write_bytes(pickle.dumps(obj))
     return hashlib.md5(path.read_bytes()).hexdigest()

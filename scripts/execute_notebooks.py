@@ -17,6 +17,7 @@ After editing a solution notebook, regenerate the student release too:
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -76,7 +77,12 @@ def execute(path: Path) -> float:
 
 
 def main(args: list[str]) -> None:
-    paths = [Path(a).resolve() for a in args] or course_notebooks()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks to re-execute (default: every book/ and solutions/ notebook)")
+    paths = [p.resolve() for p in parser.parse_args(args).notebooks] or course_notebooks()
     for path in paths:
         if not path.is_file() or path.suffix != ".ipynb":
             raise SystemExit(f"not a notebook: {path}")

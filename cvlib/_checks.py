@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["floating_tensor", "index_tensor", "tensor"]
+__all__ = ["floating_tensor", "index_tensor", "integer", "tensor"]
 
 
 def tensor(x, name: str) -> Tensor:
@@ -34,3 +34,13 @@ def index_tensor(x, name: str) -> Tensor:
     if x.dtype == torch.bool or x.is_floating_point() or x.is_complex():
         raise TypeError(f"{name} must hold integer indices, got dtype {x.dtype}")
     return x
+
+
+def integer(value, name: str, low: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) and, with ``low``, at least ``low``: ``TypeError``
+    for another type, ``ValueError`` below ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return value

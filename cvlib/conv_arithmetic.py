@@ -20,17 +20,11 @@ from typing import Sequence
 
 from torch import nn
 
+from ._checks import integer
+
 __all__ = ["conv_output_size", "pool_output_size", "conv_params", "linear_params",
            "bn_params", "bn_buffers", "RF", "rf_step", "receptive_field",
            "LayerRow", "layer_table", "summary"]
-
-
-def _int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _pair(name: str, value, minimum: int) -> tuple[int, int]:
@@ -38,8 +32,8 @@ def _pair(name: str, value, minimum: int) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
-        return _int(name, value[0], minimum), _int(name, value[1], minimum)
-    v = _int(name, value, minimum)
+        return integer(value[0], name, minimum), integer(value[1], name, minimum)
+    v = integer(value, name, minimum)
     return v, v
 
 
@@ -51,15 +45,15 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     (output = input; stride 1 only). Raises ``ValueError`` when the dilated kernel,
     ``d(k-1)+1``, is longer than the padded input (torch refuses such a convolution).
     """
-    _int("size", size, 1)
-    _int("kernel_size", kernel_size, 1)
-    _int("stride", stride, 1)
-    _int("dilation", dilation, 1)
+    integer(size, "size", 1)
+    integer(kernel_size, "kernel_size", 1)
+    integer(stride, "stride", 1)
+    integer(dilation, "dilation", 1)
     if padding == "same":
         if stride != 1:
             raise ValueError("padding='same' needs stride=1 (torch refuses it for strided convolutions)")
         return size
-    padding = 0 if padding == "valid" else _int("padding", padding, 0)
+    padding = 0 if padding == "valid" else integer(padding, "padding", 0)
     span = dilation * (kernel_size - 1) + 1  # the dilated kernel's extent
     if span > size + 2 * padding:
         raise ValueError(f"kernel_size={kernel_size} (dilated extent {span}) is larger than the "
@@ -76,11 +70,11 @@ def pool_output_size(size: int, kernel_size: int, stride: int | None = None, pad
     must start inside the input or the left padding, never in the right padding.
     ``padding`` may be at most ``kernel_size // 2``. ``AvgPool2d`` has no ``dilation``.
     """
-    _int("size", size, 1)
-    _int("kernel_size", kernel_size, 1)
-    stride = kernel_size if stride is None else _int("stride", stride, 1)
-    _int("padding", padding, 0)
-    _int("dilation", dilation, 1)
+    integer(size, "size", 1)
+    integer(kernel_size, "kernel_size", 1)
+    stride = kernel_size if stride is None else integer(stride, "stride", 1)
+    integer(padding, "padding", 0)
+    integer(dilation, "dilation", 1)
     if not isinstance(ceil_mode, bool):
         raise TypeError(f"ceil_mode must be a bool, got {type(ceil_mode).__name__}")
     if padding > kernel_size // 2:
@@ -101,10 +95,10 @@ def conv_params(in_channels: int, out_channels: int, kernel_size: int | tuple[in
     """Learnable parameters of ``nn.Conv2d``: ``out * (in / groups) * kh * kw`` weights
     (each filter sees only its group's ``in / groups`` channels) plus ``out`` biases.
     Depthwise convolution is ``groups = in_channels``."""
-    _int("in_channels", in_channels, 1)
-    _int("out_channels", out_channels, 1)
+    integer(in_channels, "in_channels", 1)
+    integer(out_channels, "out_channels", 1)
     kh, kw = _pair("kernel_size", kernel_size, 1)
-    _int("groups", groups, 1)
+    integer(groups, "groups", 1)
     if in_channels % groups or out_channels % groups:
         raise ValueError(f"in_channels={in_channels} and out_channels={out_channels} must both "
                          f"be divisible by groups={groups}")
@@ -115,8 +109,8 @@ def conv_params(in_channels: int, out_channels: int, kernel_size: int | tuple[in
 
 def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
     """Learnable parameters of ``nn.Linear``: ``in * out`` weights plus ``out`` biases."""
-    _int("in_features", in_features, 1)
-    _int("out_features", out_features, 1)
+    integer(in_features, "in_features", 1)
+    integer(out_features, "out_features", 1)
     if not isinstance(bias, bool):
         raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
     return in_features * out_features + (out_features if bias else 0)
@@ -125,7 +119,7 @@ def linear_params(in_features: int, out_features: int, bias: bool = True) -> int
 def bn_params(num_features: int, affine: bool = True) -> int:
     """Learnable parameters of ``nn.BatchNorm{1,2}d``: a scale and a shift per channel
     (``weight`` = gamma, ``bias`` = beta), none with ``affine=False``."""
-    _int("num_features", num_features, 1)
+    integer(num_features, "num_features", 1)
     if not isinstance(affine, bool):
         raise TypeError(f"affine must be a bool, got {type(affine).__name__}")
     return 2 * num_features if affine else 0
@@ -135,7 +129,7 @@ def bn_buffers(num_features: int, track_running_stats: bool = True) -> int:
     """Numbers BatchNorm stores but does not learn: ``running_mean`` and ``running_var`` per
     channel plus the ``num_batches_tracked`` counter. They are in ``state_dict()``, not in
     ``parameters()``."""
-    _int("num_features", num_features, 1)
+    integer(num_features, "num_features", 1)
     if not isinstance(track_running_stats, bool):
         raise TypeError(f"track_running_stats must be a bool, got {type(track_running_stats).__name__}")
     return 2 * num_features + 1 if track_running_stats else 0
@@ -158,10 +152,10 @@ class RF:
 
 def rf_step(rf: RF, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> RF:
     """The receptive field after one more conv or pooling layer (the ``padding`` on its left)."""
-    _int("kernel_size", kernel_size, 1)
-    _int("stride", stride, 1)
-    _int("padding", padding, 0)
-    _int("dilation", dilation, 1)
+    integer(kernel_size, "kernel_size", 1)
+    integer(stride, "stride", 1)
+    integer(padding, "padding", 0)
+    integer(dilation, "dilation", 1)
     return RF(size=rf.size + dilation * (kernel_size - 1) * rf.jump,
               jump=rf.jump * stride,
               start=rf.start - padding * rf.jump)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from ._checks import floating_tensor, index_tensor, tensor
+from ._checks import floating_tensor, index_tensor, integer, tensor
 
 __all__ = [
     "long_tailed_counts", "long_tailed_indices", "confusion_matrix", "per_class_recall",
@@ -40,13 +40,6 @@ def _check_labels(labels: Tensor, name: str = "labels", num_classes: int | None 
         raise ValueError(f"{name} must be < num_classes={num_classes}, got max {int(labels.max())}")
 
 
-def _check_int(value, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-
-
 # --- long-tailed splits ----------------------------------------------------------------------
 
 def long_tailed_counts(n_max: int, num_classes: int, imbalance_ratio: float) -> list[int]:
@@ -55,8 +48,8 @@ def long_tailed_counts(n_max: int, num_classes: int, imbalance_ratio: float) -> 
     Class 0 keeps ``n_max`` examples and class ``C-1`` keeps ``floor(n_max / r)`` (at least 1).
     Returns a list of ``num_classes`` ints, non-increasing.
     """
-    _check_int(n_max, "n_max", 1)
-    _check_int(num_classes, "num_classes", 2)
+    integer(n_max, "n_max", 1)
+    integer(num_classes, "num_classes", 2)
     if not isinstance(imbalance_ratio, (int, float)) or not 1 <= imbalance_ratio <= n_max:
         raise ValueError(f"imbalance_ratio must be a number in [1, n_max={n_max}], got {imbalance_ratio!r}")
     return [max(1, int(n_max * imbalance_ratio ** (-c / (num_classes - 1)) + 1e-9))
@@ -90,7 +83,7 @@ def confusion_matrix(preds: Tensor, target: Tensor, num_classes: int) -> Tensor:
 
     ``preds``, ``target``: ``Tensor[N]`` int class indices. Returns ``LongTensor[C, C]``.
     """
-    _check_int(num_classes, "num_classes", 1)
+    integer(num_classes, "num_classes", 1)
     _check_labels(preds, "preds", num_classes)
     _check_labels(target, "target", num_classes)
     if preds.shape != target.shape:
@@ -165,7 +158,7 @@ class BalancedSampler(Sampler[int]):
     """
 
     def __init__(self, labels: Tensor, num_samples: int, *, generator: torch.Generator) -> None:
-        _check_int(num_samples, "num_samples", 1)
+        integer(num_samples, "num_samples", 1)
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         self.groups = _by_class(labels)
@@ -192,7 +185,7 @@ def random_translate(images: Tensor, max_shift: int, *, fill: float, generator: 
     tensor(images, "images")
     if images.ndim != 4:
         raise ValueError(f"images must have shape [N, C, H, W], got {tuple(images.shape)}")
-    _check_int(max_shift, "max_shift", 0)
+    integer(max_shift, "max_shift", 0)
     n, _, h, w = images.shape
     s = max_shift
     padded = F.pad(images, (s, s, s, s), value=fill)  # [N, C, H+2s, W+2s]

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._checks import floating_tensor
+from ._checks import floating_tensor, integer
 
 __all__ = ["batch_norm", "BatchNormFunction", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm",
            "InstanceNorm1d", "InstanceNorm2d"]
@@ -60,14 +60,6 @@ def _channel_shape(x: Tensor) -> tuple[int, ...]:
 def _update_(running: Tensor, statistic: Tensor, momentum: float) -> None:
     """``running <- (1 - momentum) running + momentum statistic``, in place and rounded once."""
     running.copy_(torch.lerp(running.to(statistic.dtype), statistic, momentum))
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -190,7 +182,7 @@ class _NormBase(nn.Module):
                  affine: bool = True, track_running_stats: bool = True, device=None, dtype=None,
                  *, bias: bool = True) -> None:
         super().__init__()
-        _positive_int(num_features, "num_features")
+        integer(num_features, "num_features", 1)
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -338,8 +330,8 @@ class GroupNorm(nn.Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None, *, bias: bool = True) -> None:
         super().__init__()
-        _positive_int(num_groups, "num_groups")
-        _positive_int(num_channels, "num_channels")
+        integer(num_groups, "num_groups", 1)
+        integer(num_channels, "num_channels", 1)
         if num_channels % num_groups:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine

@@ -113,10 +113,26 @@ def close(got: Any, expected: Any, what: str = "", *, rtol: float = 1e-5, atol: 
         expected_t = as_tensor(expected, got_t.dtype if got_t.is_floating_point() else torch.float64)
     except (TypeError, ValueError, RuntimeError):  # not numbers: no tensor to compare
         raise AssertionError(f"{_prefix(what)}expected numbers close to {_show(expected)}, got {_show(got)}") from None
+    if _plainly_close(torch, got_t, expected_t, rtol, atol):
+        return
     try:
         torch.testing.assert_close(got_t, expected_t, rtol=rtol, atol=atol, check_dtype=False, check_device=False)
     except AssertionError as exc:
         raise AssertionError(f"{_prefix(what)}{exc}\nexpected {_show(expected)},\ngot      {_show(got)}") from None
+
+
+def _plainly_close(torch, got, expected, rtol: float, atol: float) -> bool:
+    """True when two dense floating-point tensors of one shape are close by ``torch.isclose``, the
+    test ``torch.testing.assert_close`` applies to them (after promoting both to one dtype and one
+    device). Every other case, and every failure, is left to ``assert_close`` itself, for its
+    verdict and its message. Its first call imports ``torch.distributed.tensor`` (about 0.5 s in
+    every student's kernel); a passing check no longer pays for it."""
+    if not (got.layout == expected.layout == torch.strided and got.shape == expected.shape
+            and got.is_floating_point() and expected.is_floating_point()):
+        return False
+    dtype = torch.promote_types(got.dtype, expected.dtype)
+    a, b = got.cpu().to(dtype), expected.cpu().to(dtype)
+    return bool(torch.isclose(a, b, rtol=rtol, atol=atol).all())
 
 
 def returns(expected: Any, fn: Callable, /, *args: Any, **kwargs: Any) -> Any:

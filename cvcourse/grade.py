@@ -86,13 +86,15 @@ class Prepared:
     rules: dict[str, integrity.Forbidden]
     host: cgroups.Support  # the cgroups (and socket-folder mount) this host offers
     prefix: str  # of this batch's cgroup names
+    optimizers: bool = False  # whether the source's code names torch optimizers (see _warm_judges)
 
     @classmethod
     def of(cls, source: Path, batch: "Batch") -> "Prepared":
         notebooks = {p.name: nbformat.read(p, as_version=4) for p in sorted(source.glob("*.ipynb"))}
         return cls({name: hidden.prepare(nb, batch.gpu) for name, nb in notebooks.items()},
                    {name: integrity.Forbidden.of(nb) for name, nb in notebooks.items()},
-                   cgroups.detect(), "cvcourse-" + hashlib.sha256(str(batch.out).encode()).hexdigest()[:8] + "-")
+                   cgroups.detect(), "cvcourse-" + hashlib.sha256(str(batch.out).encode()).hexdigest()[:8] + "-",
+                   any("optim" in c.source for nb in notebooks.values() for c in nb.cells if c.cell_type == "code"))
 
     def group(self, student: str) -> str:
         """The cgroup name of one student's sandbox."""
@@ -426,11 +428,13 @@ def _check_gpu() -> str:
     return f"{torch.cuda.device_count()} CUDA device(s), {torch.cuda.get_device_name(0)}"
 
 
-def _warm_judges() -> None:
+def _warm_judges(prepared: Prepared) -> None:
     """Import, once and before the workers fork, what torch otherwise imports on first use inside
     each worker's judge: ``torch._dynamo``, which building the first torch optimizer imports (about
-    2 s; the references of 05 and 08 build optimizers). Each forked worker inherits it."""
-    if "torch" in sys.modules:
+    2 s; the references of 05 and 08 build optimizers). Each forked worker inherits it. Only where
+    the source's code names an optimizer: elsewhere no judge needs it, and importing it would
+    cost every batch those 2 s. (A speed choice only: a judge that needs it imports it itself.)"""
+    if prepared.optimizers and "torch" in sys.modules:
         import torch._dynamo  # noqa: F401
 
 
@@ -449,7 +453,7 @@ def grade(batch: Batch, progress=print) -> dict:
     due = due_date(batch)
     template, source_hash = _template(batch, course_id, due)
     prepared = Prepared.of(template / "source" / batch.assignment, batch)
-    _warm_judges()
+    _warm_judges(prepared)
     feedback.hide_paths(batch.course, batch.out, batch.submissions)
     cgroups.unmount_below(batch.out / ".work")  # what a killed batch left: socket mounts, groups
     cgroups.sweep(prepared.host, prepared.prefix)

@@ -115,6 +115,44 @@ def test_close_uses_allclose_tolerances_without_broadcasting():
     assert _message(close, None, 1.0, "loss") == "loss: expected numbers close to 1.0, got None"
 
 
+@pytest.mark.parametrize("got, expected, rtol, atol", [
+    ([1.0, 2.0 + 1e-6], [1.0, 2.0], 1e-5, 1e-8),
+    ([1.0, 2.0 + 3e-5], [1.0, 2.0], 1e-5, 1e-8),  # just outside rtol
+    ([0.0, 1e-8], [0.0, 0.0], 0.0, 1e-8),  # exactly at atol
+    ([0.0, 1.01e-8], [0.0, 0.0], 0.0, 1e-8),
+    ([float("nan")], [float("nan")], 1e-5, 1e-8),  # NaN is never close (equal_nan=False)
+    ([float("inf"), -float("inf")], [float("inf"), -float("inf")], 1e-5, 1e-8),
+    ([float("inf")], [-float("inf")], 1e-5, 1e-8),
+    ([float("inf")], [1e308], 1e-5, 1e-8),
+    ([], [], 1e-5, 1e-8),
+])
+@pytest.mark.parametrize("dtypes", [(torch.float32, torch.float32), (torch.float32, torch.float64),
+                                    (torch.float16, torch.float64), (torch.bfloat16, torch.float32)])
+def test_close_passes_exactly_where_torch_testing_assert_close_passes(got, expected, rtol, atol, dtypes):
+    """close() decides a passing float comparison itself (``torch.isclose``, without importing the
+    heavy part of ``torch.testing``); its verdict must stay assert_close's on every edge."""
+    g, e = torch.tensor(got, dtype=dtypes[0]), torch.tensor(expected, dtype=dtypes[1])
+    try:
+        torch.testing.assert_close(g, e, rtol=rtol, atol=atol, check_dtype=False, check_device=False)
+        upstream = True
+    except AssertionError:
+        upstream = False
+    try:
+        close(g, e, rtol=rtol, atol=atol)
+        ours = True
+    except AssertionError:
+        ours = False
+    assert ours is upstream
+
+
+def test_a_passing_close_does_not_import_torch_distributed():
+    code = ("import sys, torch; from cvcourse.expect import close\n"
+            "close(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0 + 1e-7])); close([0.5], [0.5])\n"
+            "print('torch.distributed.tensor' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stdout + done.stderr
+
+
 def test_raises_names_the_error_the_words_and_what_happened_instead():
     exc = raises(ValueError, "kernel_size", _size, 2, 3)
     assert isinstance(exc, ValueError)

@@ -763,3 +763,29 @@ def test_timestamp_is_read_bounded_and_says_when_it_cannot_be(tmp_path):
     (tmp_path / "timestamp.txt").unlink()
     (tmp_path / "timestamp.txt").symlink_to("/etc/hostname")
     assert timestamp(tmp_path)[1].startswith("timestamp.txt is not a regular file")
+
+
+
+@pytest.mark.parametrize("assignment, optimizers", [("07_activations", False), ("08_optimizers", True)])
+def test_judges_are_warmed_before_the_workers_fork(tmp_path, assignment, optimizers):
+    """What the hidden checks import on first use is imported once in the grading process, so that
+    no forked worker pays for it: assert_close's torch.distributed.tensor always, torch._dynamo (which
+    building an optimizer imports) only for a source whose code names optimizers."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from pathlib import Path\n"
+            "from cvcourse import grade\n"
+            "modules = ('torch.distributed.tensor', 'torch._dynamo')\n"
+            f"batch = grade.Batch(Path('.'), {assignment!r}, Path('.'), Path({str(tmp_path)!r}))\n"
+            f"prepared = grade.Prepared.of(Path({str(REPO / 'solutions' / assignment)!r}), batch)\n"
+            "before = [m in sys.modules for m in modules]\n"
+            "grade._warm_judges(prepared)\n"
+            "print(json.dumps([prepared.optimizers, before, [m in sys.modules for m in modules]]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    flag, before, after = json.loads(done.stdout.strip().splitlines()[-1])
+    assert flag is optimizers
+    assert before[0] is False  # preparing did not import it already: warming is what does
+    assert after == [True, optimizers]

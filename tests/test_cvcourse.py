@@ -765,7 +765,6 @@ def test_timestamp_is_read_bounded_and_says_when_it_cannot_be(tmp_path):
     assert timestamp(tmp_path)[1].startswith("timestamp.txt is not a regular file")
 
 
-
 @pytest.mark.parametrize("assignment, optimizers", [("07_activations", False), ("08_optimizers", True)])
 def test_judges_are_warmed_before_the_workers_fork(tmp_path, assignment, optimizers):
     """What the hidden checks import on first use is imported once in the grading process, so that

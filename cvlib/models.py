@@ -45,7 +45,7 @@ class SmallCNN(nn.Module):
 
 
 # 10 convolutions at digits size: 8x8 -> 4x4 -> 2x2 -> 1x1 ("M" is a 2x2 max pool).
-DIGITS_VGG = (16, 16, "M", 32, 32, 32, "M", 64, 64, 64, 64, 64, "M")
+DIGITS_VGG = (8, 8, "M", 16, 16, 16, "M", 32, 32, 32, 32, 32, "M")
 
 
 class PlainVGG(nn.Module):
